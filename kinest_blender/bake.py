@@ -1,0 +1,312 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Motion -> an ordinary Blender armature with one slotted action (main thread only).
+
+The armature's bone heads sit on the SMPL-22 joints of the performer's rest pose. Blender
+bones point along their own Y axis, so a joint's local rotation L (identity at rest in the
+core's frame) becomes the pose-bone rotation B^T L B, where B is the bone's rest matrix:
+then every bone's armature-space frame is G @ B (G the joint's global rotation) and its head
+lands on the core's joint position. Keys are written whole-array with ``foreach_set``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import bpy
+import numpy as np
+from bpy_extras import anim_utils
+from mathutils import Vector
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from kinest_core.types import Motion
+
+#: Marks IDs this add-on made, so re-running replaces only its own results.
+TAKE_PROP = "kinest_take"
+ROLE_PROP = "kinest_role"
+COLLECTION_NAME = "KineST"
+
+#: Bone names per preset, in SMPL-22 joint order.
+BONE_NAME_PRESETS: dict[str, tuple[str, ...]] = {
+    "SMPL": (
+        "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
+        "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
+        "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+        "left_wrist", "right_wrist",
+    ),
+    "MIXAMO": tuple(
+        "mixamorig:" + n
+        for n in (
+            "Hips", "LeftUpLeg", "RightUpLeg", "Spine", "LeftLeg", "RightLeg", "Spine1",
+            "LeftFoot", "RightFoot", "Spine2", "LeftToeBase", "RightToeBase", "Neck", "LeftShoulder",
+            "RightShoulder", "Head", "LeftArm", "RightArm", "LeftForeArm", "RightForeArm",
+            "LeftHand", "RightHand",
+        )
+    ),
+    "UNREAL": (
+        "pelvis", "thigh_l", "thigh_r", "spine_01", "calf_l", "calf_r", "spine_02", "foot_l",
+        "foot_r", "spine_03", "ball_l", "ball_r", "neck_01", "clavicle_l", "clavicle_r", "head",
+        "upperarm_l", "upperarm_r", "lowerarm_l", "lowerarm_r", "hand_l", "hand_r",
+    ),
+}  # fmt: skip
+
+BONE_NAME_ITEMS = [
+    ("SMPL", "SMPL", "SMPL joint names (pelvis, left_hip, ...)"),
+    ("MIXAMO", "Mixamo-style", "mixamorig:Hips, mixamorig:LeftUpLeg, ... for Mixamo retargeting"),
+    ("UNREAL", "Unreal-style", "pelvis, thigh_l, ... as on the UE mannequin"),
+]
+
+#: The child a bone's tail points at (the rest are leaves: feet, head, hands).
+_TAIL_CHILD = {
+    0: 3,
+    1: 4,
+    2: 5,
+    3: 6,
+    4: 7,
+    5: 8,
+    6: 9,
+    7: 10,
+    8: 11,
+    9: 12,
+    12: 15,
+    13: 16,
+    14: 17,
+    16: 18,
+    17: 19,
+    18: 20,
+    19: 21,
+}
+
+
+def rest_joint_positions(rest_offsets: NDArray) -> NDArray[np.float64]:
+    """Rest-pose joint positions (22, 3) of a body, through the core's forward kinematics."""
+    from kinest_core.skeleton import NUM_JOINTS, forward_kinematics
+
+    return forward_kinematics(np.tile(np.eye(3), (NUM_JOINTS, 1, 1)), rest_offsets)[1]
+
+
+def bone_layout(rest_offsets: NDArray) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Heads, tails and roll-reference Z axes (each (22, 3)) of the rest armature.
+
+    Tails point at the chain child; leaves continue their limb (hands), point forward (feet)
+    or up (head). Each bone's Z axis faces forward (-Y) or, for bones that point forward,
+    up (+Z), so rolls are consistent on both sides for retargeting tools.
+    """
+    from kinest_core.skeleton import HEAD, PARENTS, Skeleton
+
+    heads = rest_joint_positions(rest_offsets)
+    scale = Skeleton(rest_offsets=np.asarray(rest_offsets, dtype=np.float64)).scale
+    tails = np.empty_like(heads)
+    for j in range(len(heads)):
+        if j in _TAIL_CHILD:
+            tails[j] = heads[_TAIL_CHILD[j]]
+        elif j == HEAD:
+            tails[j] = heads[j] + np.array([0.0, 0.0, 0.13 * scale])
+        elif j in (10, 11):  # feet: forward along the floor
+            tails[j] = heads[j] + np.array([0.0, -0.10 * scale, 0.0])
+        else:  # hands continue the forearm
+            d = heads[j] - heads[PARENTS[j]]
+            tails[j] = heads[j] + 0.35 * d
+    zref = np.tile(np.array([0.0, -1.0, 0.0]), (len(heads), 1))
+    direction = tails - heads
+    direction /= np.linalg.norm(direction, axis=-1, keepdims=True)
+    forwardish = np.abs(direction[:, 1]) > 0.7
+    zref[forwardish] = np.array([0.0, 0.0, 1.0])
+    return heads, tails, zref
+
+
+def _collection(scene: bpy.types.Scene) -> bpy.types.Collection:
+    """The scene's "KineST" collection (made on first use, linked under the scene collection)."""
+    coll = bpy.data.collections.get(COLLECTION_NAME)
+    if coll is None:
+        coll = bpy.data.collections.new(COLLECTION_NAME)
+    if coll.name not in scene.collection.children:
+        scene.collection.children.link(coll)
+    return coll
+
+
+def find_take_object(take: str, role: str) -> bpy.types.Object | None:
+    """This add-on's object of a role ("armature", "tracking") for a take, if one exists."""
+    for obj in bpy.data.objects:
+        if obj.get(TAKE_PROP) == take and obj.get(ROLE_PROP) == role:
+            return obj
+    return None
+
+
+def ensure_armature(
+    context: bpy.types.Context, take: str, rest_offsets: NDArray, names: Sequence[str]
+) -> bpy.types.Object:
+    """Build (or rebuild in place) the take's armature on the performer's rest pose.
+
+    An existing armature of the same take keeps its object (and so the user's parenting and
+    modifiers); its bones are rebuilt. Bones are not connected so that each head sits
+    exactly on its joint.
+    """
+    scene = context.scene
+    obj = find_take_object(take, "armature")
+    if obj is None or obj.type != "ARMATURE":
+        data = bpy.data.armatures.new(f"KineST_{take}")
+        obj = bpy.data.objects.new(f"KineST_{take}", data)
+        obj[TAKE_PROP] = take
+        obj[ROLE_PROP] = "armature"
+        data[TAKE_PROP] = take
+        _collection(scene).objects.link(obj)
+    elif obj.name not in context.view_layer.objects:
+        _collection(scene).objects.link(obj)
+    data = obj.data
+    data.display_type = "STICK"
+    heads, tails, zref = bone_layout(rest_offsets)
+    from kinest_core.skeleton import PARENTS
+
+    prev_active = context.view_layer.objects.active
+    prev_mode = prev_active.mode if prev_active is not None else "OBJECT"
+    if prev_active is not None and prev_mode != "OBJECT":
+        with context.temp_override(active_object=prev_active, object=prev_active):
+            bpy.ops.object.mode_set(mode="OBJECT")
+    obj.hide_set(False)
+    obj.hide_viewport = False
+    context.view_layer.objects.active = obj
+    with context.temp_override(active_object=obj, object=obj, selected_objects=[obj]):
+        bpy.ops.object.mode_set(mode="EDIT")
+        try:
+            ebones = data.edit_bones
+            for eb in list(ebones):
+                ebones.remove(eb)
+            made = []
+            for j, name in enumerate(names):
+                eb = ebones.new(name)
+                eb.head = Vector(heads[j])
+                eb.tail = Vector(tails[j])
+                eb.align_roll(Vector(zref[j]))
+                eb.use_deform = True
+                made.append(eb)
+            for j, p in enumerate(PARENTS):
+                if p >= 0:
+                    made[j].parent = made[p]
+                    made[j].use_connect = False
+        finally:
+            bpy.ops.object.mode_set(mode="OBJECT")
+    for pb in obj.pose.bones:
+        pb.rotation_mode = "QUATERNION"
+    if prev_active is not None and prev_active != obj:
+        context.view_layer.objects.active = prev_active
+    return obj
+
+
+def rest_matrices(obj: bpy.types.Object, names: Sequence[str]) -> NDArray[np.float64]:
+    """Armature-space rest rotations (22, 3, 3) exactly as Blender stored them."""
+    return np.array([np.array(obj.data.bones[n].matrix_local.to_3x3()) for n in names], dtype=np.float64)
+
+
+def pose_channels(motion: Motion, rest: NDArray) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(root location (F, 3) in the pelvis bone's rest frame, bone quaternions (F, 22, 4) wxyz, sign-continuous)."""
+    from kinest_core import rotations as rot
+
+    local = rot.quat_to_matrix(np.asarray(motion.local_rotations, dtype=np.float64))
+    pose = np.einsum("jba,fjbc,jcd->fjad", rest, local, rest)  # B^T L B
+    quats = rot.quat_make_continuous(rot.matrix_to_quat(pose), axis=0)
+    loc = np.asarray(motion.root_translation, dtype=np.float64) @ rest[0]  # B0^T T, row-vector form
+    return loc, quats
+
+
+def write_fcurve_keys(
+    channelbag: bpy.types.ActionChannelbag, data_path: str, index: int, frames: NDArray, values: NDArray, group: str
+) -> bpy.types.FCurve:
+    """One F-curve with a key on every frame, written as whole arrays (no per-key Python loop)."""
+    fc = channelbag.fcurves.find(data_path, index=index)
+    if fc is not None:
+        channelbag.fcurves.remove(fc)
+    grp = channelbag.groups.get(group) or channelbag.groups.new(group)
+    fc = channelbag.fcurves.new(data_path, index=index)
+    fc.group = grp
+    n = len(frames)
+    fc.keyframe_points.add(n)
+    co = np.empty((n, 2), dtype=np.float32)
+    co[:, 0] = frames
+    co[:, 1] = values
+    fc.keyframe_points.foreach_set("co", co.ravel())
+    fc.keyframe_points.foreach_set("interpolation", np.full(n, _LINEAR, dtype=np.int32))
+    fc.update()
+    return fc
+
+
+# Enum value of 'LINEAR' in Keyframe.interpolation (CONSTANT=0, LINEAR=1, BEZIER=2...).
+_LINEAR = 1
+
+
+def new_action(name: str, take: str, obj: bpy.types.Object) -> tuple[bpy.types.Action, bpy.types.ActionChannelbag]:
+    """A fresh slotted action for ``obj`` (replacing this add-on's previous one of the same name), assigned."""
+    old = bpy.data.actions.get(name)
+    if old is not None and old.get(TAKE_PROP) == take:
+        if obj.animation_data is not None and obj.animation_data.action == old:
+            obj.animation_data.action = None
+        if old.users == 0 or (old.users == 1 and old.use_fake_user):
+            bpy.data.actions.remove(old)
+        else:  # someone else uses it: keep theirs, make ours under a new name
+            old.name = name + ".old"
+    action = bpy.data.actions.new(name)
+    action[TAKE_PROP] = take
+    slot = action.slots.new(id_type="OBJECT", name=obj.name)
+    ad = obj.animation_data or obj.animation_data_create()
+    ad.action = action
+    ad.action_slot = slot
+    cb = anim_utils.action_ensure_channelbag_for_slot(action, slot)
+    return action, cb
+
+
+def bake_motion(
+    context: bpy.types.Context,
+    motion: Motion,
+    take: str,
+    bone_names: str = "SMPL",
+    frame_start: int = 1,
+) -> bpy.types.Object:
+    """Bake a motion onto the take's armature: bones, one slotted action, scene range and fps."""
+    names = BONE_NAME_PRESETS[bone_names]
+    obj = ensure_armature(context, take, motion.rest_offsets, names)
+    rest = rest_matrices(obj, names)
+    loc, quats = pose_channels(motion, rest)
+    n = motion.num_frames
+    frames = np.arange(frame_start, frame_start + n, dtype=np.float64)
+    _action, cb = new_action(f"KineST_{take}", take, obj)
+    for pb in obj.pose.bones:  # keys hold everything: clear leftovers of a previous run
+        pb.location = (0.0, 0.0, 0.0)
+        pb.rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
+        pb.scale = (1.0, 1.0, 1.0)
+    root = names[0]
+    for i in range(3):
+        write_fcurve_keys(cb, f'pose.bones["{root}"].location', i, frames, loc[:, i], root)
+    for j, name in enumerate(names):
+        for i in range(4):
+            write_fcurve_keys(cb, f'pose.bones["{name}"].rotation_quaternion', i, frames, quats[:, j, i], name)
+    obj["kinest_fps"] = float(motion.fps)
+    obj["kinest_bone_names"] = bone_names
+    set_scene_timing(context.scene, motion.fps, frame_start, n)
+    return obj
+
+
+def set_scene_timing(scene: bpy.types.Scene, fps: float, frame_start: int, num_frames: int) -> None:
+    """Scene fps and frame range matching a take (fps_base keeps non-integer rates exact)."""
+    rounded = max(1, round(fps))
+    scene.render.fps = rounded
+    scene.render.fps_base = rounded / fps
+    scene.frame_start = frame_start
+    scene.frame_end = frame_start + max(num_frames, 1) - 1
+
+
+def armature_joint_positions(
+    context: bpy.types.Context, obj: bpy.types.Object, names: Sequence[str], frames: Sequence[int]
+) -> NDArray[np.float64]:
+    """World positions (len(frames), 22, 3) of the bone heads at the given frames (for checks)."""
+    out = np.empty((len(frames), len(names), 3))
+    scene = context.scene
+    keep = scene.frame_current
+    for k, f in enumerate(frames):
+        scene.frame_set(int(f))
+        mw = obj.matrix_world
+        for j, n in enumerate(names):
+            out[k, j] = np.array(mw @ obj.pose.bones[n].head)
+    scene.frame_set(keep)
+    return out

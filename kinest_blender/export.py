@@ -1,0 +1,239 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""FBX presets per engine and plain BVH for the take's armature.
+
+Engines read an FBX's own axis and unit settings; the presets pick them so a character comes
+in upright, facing the engine's forward and at its real size, with only this take's action,
+no leaf bones and every key kept (no simplification).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import bpy
+import numpy as np
+from bpy.props import EnumProperty, StringProperty
+from bpy_extras.io_utils import ExportHelper
+
+from . import bake
+
+#: Blender FBX exporter options per preset. The figure faces Blender's -Y.
+#: UNITY: FBX Y up, figure facing +Z, file in metres (Unity's "Convert Units" gives scale 1).
+#: UNREAL: FBX Z up (Unreal's own up), figure facing -Y (+Y once Unreal flips Y, like the UE
+#:   mannequin), file unit centimetres (Unreal's unit; the armature node carries the x100).
+#: BLENDER: Blender's own FBX defaults for a round trip (Y up, -Z forward, centimetres).
+FBX_PRESETS: dict[str, dict[str, Any]] = {
+    "UNITY": {
+        "axis_forward": "-Z",
+        "axis_up": "Y",
+        "apply_unit_scale": True,
+        "apply_scale_options": "FBX_SCALE_UNITS",
+        "primary_bone_axis": "Y",
+        "secondary_bone_axis": "X",
+    },
+    "UNREAL": {
+        "axis_forward": "Y",
+        "axis_up": "Z",
+        "apply_unit_scale": True,
+        "apply_scale_options": "FBX_SCALE_NONE",
+        "primary_bone_axis": "Y",
+        "secondary_bone_axis": "X",
+    },
+    "BLENDER": {
+        "axis_forward": "-Z",
+        "axis_up": "Y",
+        "apply_unit_scale": True,
+        "apply_scale_options": "FBX_SCALE_NONE",
+        "primary_bone_axis": "Y",
+        "secondary_bone_axis": "X",
+    },
+}
+FBX_PRESET_ITEMS = [
+    ("UNITY", "Unity", "Y up, facing +Z, metres: upright at real size with scale 1 in Unity"),
+    ("UNREAL", "Unreal", "Z up, centimetres: upright at real size in Unreal Engine"),
+    ("BLENDER", "Blender", "Blender's FBX defaults, for a round trip into Blender or other DCCs"),
+]
+#: Options every preset shares: mocap wants exact keys, no extra bones, only this take.
+FBX_COMMON: dict[str, Any] = {
+    "use_selection": True,
+    "object_types": {"ARMATURE"},
+    "add_leaf_bones": False,
+    "bake_anim": True,
+    "bake_anim_use_all_bones": True,
+    "bake_anim_use_nla_strips": False,
+    "bake_anim_use_all_actions": False,
+    "bake_anim_force_startend_keying": True,
+    "bake_anim_step": 1.0,
+    "bake_anim_simplify_factor": 0.0,
+    "bake_space_transform": False,
+    "use_armature_deform_only": False,
+    "armature_nodetype": "NULL",
+    "path_mode": "AUTO",
+}
+
+
+def take_armature(context: bpy.types.Context) -> bpy.types.Object | None:
+    """The armature to export: the active object if it is one of ours, else the panel's take's."""
+    obj = context.active_object
+    if obj is not None and obj.type == "ARMATURE" and obj.get(bake.ROLE_PROP) == "armature":
+        return obj
+    settings = getattr(context.scene, "kinest", None)
+    root = settings.tracking if settings is not None else None
+    if root is not None:
+        arm = bake.find_take_object(str(root.get(bake.TAKE_PROP)), "armature")
+        if arm is not None:
+            return arm
+    return next(
+        (o for o in context.scene.objects if o.type == "ARMATURE" and o.get(bake.ROLE_PROP) == "armature"), None
+    )
+
+
+def export_fbx(context: bpy.types.Context, obj: bpy.types.Object, filepath: str, preset: str) -> None:
+    """Write the armature and only its action as FBX with an engine preset (main thread)."""
+    opts = {**FBX_COMMON, **FBX_PRESETS[preset]}
+    action = obj.animation_data.action if obj.animation_data else None
+    if action is not None:
+        # The exporter bakes the scene range: match it to this take's keys.
+        start, end = (int(round(f)) for f in action.frame_range)
+        scene = context.scene
+        keep_range = scene.frame_start, scene.frame_end
+        scene.frame_start, scene.frame_end = start, end
+    keep_sel = [o for o in context.view_layer.objects if o.select_get()]
+    keep_active = context.view_layer.objects.active
+    try:
+        for o in keep_sel:
+            o.select_set(False)
+        obj.select_set(True)
+        context.view_layer.objects.active = obj
+        with context.temp_override(active_object=obj, selected_objects=[obj]):
+            result = bpy.ops.export_scene.fbx(filepath=filepath, **opts)
+        if "FINISHED" not in result:
+            raise RuntimeError(f"Blender's FBX exporter did not write {filepath}")
+    finally:
+        obj.select_set(False)
+        for o in keep_sel:
+            o.select_set(True)
+        context.view_layer.objects.active = keep_active
+        if action is not None:
+            scene.frame_start, scene.frame_end = keep_range
+
+
+def motion_from_armature(
+    context: bpy.types.Context, obj: bpy.types.Object
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(local rotations (F, 22, 4) wxyz, root translation (F, 3), rest offsets (22, 3), fps) from the baked keys.
+
+    Inverts the bake (L = B P B^T), so hand edits to the keys reach the BVH.
+    """
+    from kinest_core import rotations as rot
+    from kinest_core.skeleton import NUM_JOINTS, PARENTS
+
+    names = bake.BONE_NAME_PRESETS.get(str(obj.get("kinest_bone_names", "SMPL")), bake.BONE_NAME_PRESETS["SMPL"])
+    ad = obj.animation_data
+    if ad is None or ad.action is None or ad.action_slot is None:
+        raise ValueError(f"{obj.name} has no action: reconstruct first")
+    cb = ad.action.layers[0].strips[0].channelbag(ad.action_slot)
+
+    def curve(path: str, i: int) -> np.ndarray:
+        fc = cb.fcurves.find(path, index=i)
+        if fc is None:
+            raise ValueError(f"{obj.name}: missing keys for {path}[{i}]; reconstruct again")
+        co = np.empty(2 * len(fc.keyframe_points), dtype=np.float32)
+        fc.keyframe_points.foreach_get("co", co)
+        return co[1::2].astype(np.float64)
+
+    quats = np.stack(
+        [np.stack([curve(f'pose.bones["{n}"].rotation_quaternion', i) for i in range(4)], -1) for n in names], axis=1
+    )
+    loc = np.stack([curve(f'pose.bones["{names[0]}"].location', i) for i in range(3)], -1)
+    rest = bake.rest_matrices(obj, names)
+    pose = rot.quat_to_matrix(rot.quat_normalize(quats))
+    local = np.einsum("jab,fjbc,jdc->fjad", rest, pose, rest)  # B P B^T
+    heads = np.array([np.array(obj.data.bones[n].head_local) for n in names])
+    offsets = heads.copy()
+    for j in range(1, NUM_JOINTS):
+        offsets[j] = heads[j] - heads[PARENTS[j]]
+    translation = loc @ rest[0].T  # B0 t
+    fps = float(obj.get("kinest_fps", context.scene.render.fps / context.scene.render.fps_base))
+    return rot.matrix_to_quat(local), translation, offsets, fps
+
+
+def export_bvh(context: bpy.types.Context, obj: bpy.types.Object, filepath: str) -> None:
+    """Plain SMPL-22 BVH (Y up, centimetres) through the core's writer."""
+    from kinest_core.bvh import write_motion_bvh
+
+    local, translation, offsets, fps = motion_from_armature(context, obj)
+    write_motion_bvh(filepath, local, translation, offsets, fps)
+
+
+class KINEST_OT_export_fbx(bpy.types.Operator, ExportHelper):
+    """Export the take's armature and its action as FBX for a game engine"""
+
+    bl_idname = "kinest.export_fbx"
+    bl_label = "Export FBX"
+    bl_options = {"REGISTER"}
+
+    filename_ext = ".fbx"
+    filter_glob: StringProperty(default="*.fbx", options={"HIDDEN"})
+    preset: EnumProperty(name="Preset", items=FBX_PRESET_ITEMS, default="UNITY")
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        obj = take_armature(context)
+        if obj is not None and not self.filepath:
+            self.filepath = f"{obj.name}_{self.preset.lower()}.fbx"
+        return super().invoke(context, event)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        obj = take_armature(context)
+        if obj is None:
+            self.report({"ERROR"}, "No KineST armature to export: press Reconstruct first")
+            return {"CANCELLED"}
+        path = bpy.path.abspath(self.filepath)
+        try:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            export_fbx(context, obj, path, self.preset)
+        except (OSError, RuntimeError) as exc:
+            self.report({"ERROR"}, f"FBX export failed: {exc}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Wrote {path} ({self.preset.title()} preset)")
+        return {"FINISHED"}
+
+
+class KINEST_OT_export_bvh(bpy.types.Operator, ExportHelper):
+    """Export the take's motion as a plain SMPL-22 BVH (Y up, centimetres)"""
+
+    bl_idname = "kinest.export_bvh"
+    bl_label = "Export BVH"
+    bl_options = {"REGISTER"}
+
+    filename_ext = ".bvh"
+    filter_glob: StringProperty(default="*.bvh", options={"HIDDEN"})
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        obj = take_armature(context)
+        if obj is None:
+            self.report({"ERROR"}, "No KineST armature to export: press Reconstruct first")
+            return {"CANCELLED"}
+        path = bpy.path.abspath(self.filepath)
+        try:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            export_bvh(context, obj, path)
+        except (OSError, ValueError) as exc:
+            self.report({"ERROR"}, f"BVH export failed: {exc}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Wrote {path}")
+        return {"FINISHED"}
+
+
+classes = (KINEST_OT_export_fbx, KINEST_OT_export_bvh)
+
+
+def register() -> None:
+    for cls in classes:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

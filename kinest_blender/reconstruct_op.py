@@ -1,0 +1,427 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Reconstruction without freezing Blender: worker thread -> queue -> main-thread steps.
+
+The worker runs ``kinest_core.inference.reconstruct`` and only puts plain Python/NumPy
+messages on a queue; it never touches ``bpy``. :func:`step` (called by the modal operator's
+timer, by the synchronous path in background mode, and by tests) drains the queue, updates
+the progress the panel draws and, when the motion is ready, bakes it on the main thread.
+Nothing in the scene changes before that bake, so a cancel leaves the scene as it was.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import bpy
+import numpy as np
+from bpy.app.handlers import persistent
+
+from . import bake, import_op
+
+if TYPE_CHECKING:
+    from kinest_core.types import Motion, TrackingSequence
+
+RUNNING, FINISHED, CANCELLED, FAILED = "RUNNING", "FINISHED", "CANCELLED", "FAILED"
+
+
+@dataclass
+class JobOptions:
+    """Everything the worker needs, copied out of Blender's properties on the main thread."""
+
+    take: str
+    model: str | None = None
+    mode: str = "offline"
+    device: str = "auto"
+    body_height: float | None = None
+    num_threads: int | None = None
+    bone_names: str = "SMPL"
+    frame_start: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def default_threads() -> int:
+    """Torch threads that leave one core to Blender's UI."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def _call_reconstruct(
+    tracking: TrackingSequence, opts: JobOptions, progress: Callable[[int, int], None], cancel: Any
+) -> Motion:
+    from kinest_core.inference import reconstruct
+
+    kwargs: dict[str, Any] = {
+        "model": opts.model,
+        "mode": opts.mode,
+        "device": opts.device,
+        "progress": progress,
+        "cancel": cancel,
+        "body_height": opts.body_height,
+        "num_threads": opts.num_threads,
+        **opts.extra,
+    }
+    params = inspect.signature(reconstruct).parameters
+    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in params}
+    return reconstruct(tracking, **kwargs)
+
+
+class ReconstructJob:
+    """One reconstruction on a worker thread. Only :meth:`poll` and friends run on the main thread."""
+
+    def __init__(
+        self, tracking: TrackingSequence, opts: JobOptions, compute: Callable[..., Motion] | None = None
+    ) -> None:
+        from kinest_core.inference import CancelToken
+
+        self.tracking = tracking
+        self.opts = opts
+        self.compute = compute or _call_reconstruct
+        self.token = CancelToken()
+        self.messages: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name=f"kinest-{opts.take}", daemon=True)
+        self.state = RUNNING
+        self.done = 0
+        self.total = tracking.num_frames
+        self.started = 0.0
+        self.finished_at = 0.0
+        self.motion: Motion | None = None
+        self.error: str = ""
+        self.abandoned = False  # set when the scene it belongs to went away (file load)
+
+    def start(self) -> ReconstructJob:
+        self.started = time.perf_counter()
+        _JOBS.append(self)
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:  # worker thread: no bpy here
+        from kinest_core.inference import Cancelled
+
+        def progress(done: int, total: int) -> None:
+            self.messages.put(("progress", (int(done), int(total))))
+            if self.token.cancelled:
+                raise Cancelled()
+
+        try:
+            motion = self.compute(self.tracking, self.opts, progress, self.token)
+            self.messages.put(("done", motion))
+        except Cancelled:
+            self.messages.put(("cancelled", None))
+        except MemoryError:
+            self.messages.put(("error", "Out of memory: reconstruct a shorter range, or choose the CPU device"))
+        except Exception as exc:  # reported to the user as an operator report
+            traceback.print_exc()
+            self.messages.put(("error", _error_text(exc)))
+
+    def cancel(self) -> None:
+        self.token.cancel()
+
+    def poll(self) -> str:
+        """Drain the worker's messages (main thread); returns the job state."""
+        while True:
+            try:
+                kind, payload = self.messages.get_nowait()
+            except queue.Empty:
+                break
+            if kind == "progress":
+                self.done, self.total = payload
+            elif kind == "done":
+                self.motion = payload
+                self.state = FINISHED
+            elif kind == "cancelled":
+                self.state = CANCELLED
+            elif kind == "error":
+                self.error = payload
+                self.state = FAILED
+        if self.token.cancelled and self.state != FAILED:
+            self.state = CANCELLED  # a cancel wins even over a result that just arrived
+        if self.state != RUNNING and not self.finished_at:
+            self.finished_at = time.perf_counter()
+        return self.state
+
+    def wait(self, timeout: float) -> None:
+        self.thread.join(timeout)
+
+    def seconds_left(self) -> float:
+        elapsed = time.perf_counter() - self.started
+        if self.done <= 0 or self.total <= 0:
+            return -1.0
+        return elapsed / self.done * (self.total - self.done)
+
+
+def _error_text(exc: BaseException) -> str:
+    name = type(exc).__name__
+    text = str(exc) or name
+    if isinstance(exc, ImportError):
+        return import_op.core_import_hint(exc)
+    if "CUDA" in text or "cuda" in text:
+        return f"{text}. Choose the CPU device in the KineST panel"
+    if isinstance(exc, FileNotFoundError):
+        return f"{text}. Set the Model field to a KineST .safetensors checkpoint, or clear it to use the bundled one"
+    return f"Reconstruction failed ({name}): {text}"
+
+
+#: Jobs alive in this session (cancelled as a group when another file loads).
+_JOBS: list[ReconstructJob] = []
+
+
+def active_jobs() -> list[ReconstructJob]:
+    return [j for j in _JOBS if j.state == RUNNING]
+
+
+def cancel_all(abandon: bool = False) -> int:
+    """Cancel every running job; ``abandon`` also drops their results (the scene is gone)."""
+    n = 0
+    for job in list(_JOBS):
+        if job.state == RUNNING:
+            job.cancel()
+            n += 1
+        if abandon:
+            job.abandoned = True
+    if abandon:
+        _JOBS.clear()
+    return n
+
+
+def apply_calibration(tracking: TrackingSequence, head_offset: Any, hand_offset: Any) -> TrackingSequence:
+    """Move the tracked points to the joints by offsets in each device's own axes (right hand mirrored)."""
+    import dataclasses
+
+    h = np.asarray(head_offset, dtype=np.float64)
+    w = np.asarray(hand_offset, dtype=np.float64)
+    if not (h.any() or w.any()):
+        return tracking
+
+    def shifted(m: np.ndarray, off: np.ndarray) -> np.ndarray:
+        out = np.array(m, copy=True)
+        out[:, :3, 3] += np.einsum("fab,b->fa", m[:, :3, :3], off)
+        return out
+
+    mirror = np.array([-1.0, 1.0, 1.0])
+    return dataclasses.replace(
+        tracking,
+        head=shifted(tracking.head, h),
+        left_wrist=shifted(tracking.left_wrist, w),
+        right_wrist=shifted(tracking.right_wrist, w * mirror),
+    )
+
+
+def start_job(context: bpy.types.Context, compute: Callable[..., Motion] | None = None) -> ReconstructJob:
+    """Read the panel's settings and the take's tracking (main thread) and start the worker.
+
+    Raises ValueError / RuntimeError with a message for the user when something is missing.
+    """
+    settings = context.scene.kinest
+    root = settings.tracking
+    if root is None:
+        root = next((o for o in context.scene.objects if o.get(bake.ROLE_PROP) == "tracking"), None)
+        if root is None:
+            raise ValueError("No tracking to reconstruct: import a recording with File > Import > VR Tracking first")
+        settings.tracking = root
+    if active_jobs():
+        raise RuntimeError("A reconstruction is already running: wait for it or press Cancel")
+    try:
+        tracking = import_op.tracking_from_objects(root)
+        tracking = apply_calibration(tracking, settings.head_offset, settings.hand_offset)
+        model = bpy.path.abspath(settings.model_path) if settings.model_path else None
+        if model and not os.path.exists(model):
+            raise ValueError(
+                f"Model file {model} does not exist: pick a KineST .safetensors checkpoint or clear the field"
+            )
+        opts = JobOptions(
+            take=str(root.get(bake.TAKE_PROP, root.name)),
+            model=model,
+            mode=settings.mode,
+            device=settings.device,
+            body_height=settings.body_height if settings.body_height > 0 else None,
+            num_threads=settings.threads or default_threads(),
+            bone_names=settings.bone_names,
+            frame_start=int(root.get("kinest_frame_start", 1)),
+        )
+        job = ReconstructJob(tracking, opts, compute)
+    except ImportError as exc:
+        raise RuntimeError(import_op.core_import_hint(exc)) from exc
+    wm = context.window_manager.kinest_progress
+    wm.running, wm.done, wm.total, wm.seconds_left = True, 0, tracking.num_frames, -1.0
+    wm.message = f"Reconstructing {opts.take}"
+    return job.start()
+
+
+def step(context: bpy.types.Context, job: ReconstructJob) -> str:
+    """One main-thread step (what the timer does): progress, and the bake once the motion is ready."""
+    state = job.poll()
+    wm = context.window_manager.kinest_progress
+    if job.abandoned:
+        state = CANCELLED
+    wm.done, wm.total = job.done, job.total
+    wm.seconds_left = job.seconds_left()
+    if state == RUNNING:
+        _redraw(context)
+        return RUNNING
+    wm.running = False
+    wm.seconds_left = -1.0
+    if job in _JOBS:
+        _JOBS.remove(job)
+    if state == FINISHED and job.motion is not None:
+        motion = job.motion
+        elapsed = max(job.finished_at - job.started, 1e-6)
+        obj = bake.bake_motion(context, motion, job.opts.take, job.opts.bone_names, job.opts.frame_start)
+        device = motion.info.get("device", job.opts.device) if isinstance(motion.info, dict) else job.opts.device
+        wm.last_result = (
+            f"{motion.num_frames} frames in {elapsed:.1f} s ({motion.num_frames / elapsed:.0f} fps) on {device}"
+        )
+        wm.message = f"Baked {obj.name}"
+    elif state == CANCELLED:
+        wm.message = "Reconstruction cancelled; the scene is unchanged"
+    else:
+        wm.message = job.error
+    _redraw(context)
+    return state
+
+
+def _redraw(context: bpy.types.Context) -> None:
+    screen = getattr(context, "screen", None)
+    if screen is None:
+        return
+    for area in screen.areas:
+        if area.type == "VIEW_3D":
+            area.tag_redraw()
+
+
+def run_to_end(context: bpy.types.Context, job: ReconstructJob, poll_s: float = 0.05) -> str:
+    """Drive :func:`step` until the job ends (background mode and scripts)."""
+    while True:
+        state = step(context, job)
+        if state != RUNNING:
+            return state
+        job.wait(poll_s)
+
+
+class KINEST_OT_reconstruct(bpy.types.Operator):
+    """Reconstruct full-body motion from the imported tracking and bake it onto an armature"""
+
+    bl_idname = "kinest.reconstruct"
+    bl_label = "Reconstruct"
+    bl_options = {"REGISTER", "UNDO"}
+
+    _job: ReconstructJob | None = None
+    _timer: Any = None
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return context.scene is not None and not active_jobs()
+
+    def _start(self, context: bpy.types.Context) -> ReconstructJob | None:
+        try:
+            return start_job(context)
+        except (ValueError, RuntimeError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return None
+
+    def _end(self, context: bpy.types.Context, state: str) -> set[str]:
+        job = self._job
+        if state == FINISHED:
+            self.report({"INFO"}, context.window_manager.kinest_progress.last_result)
+            return {"FINISHED"}
+        if state == CANCELLED:
+            self.report({"WARNING"}, "Reconstruction cancelled; the scene is unchanged")
+        else:
+            self.report({"ERROR"}, job.error if job else "Reconstruction failed")
+        return {"CANCELLED"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        """Runs to the end before returning (background mode, scripts, redo)."""
+        self._job = self._start(context)
+        if self._job is None:
+            return {"CANCELLED"}
+        return self._end(context, run_to_end(context, self._job))
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if bpy.app.background or context.window is None:
+            return self.execute(context)
+        self._job = self._start(context)
+        if self._job is None:
+            return {"CANCELLED"}
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.1, window=context.window)
+        wm.modal_handler_add(self)
+        wm.progress_begin(0, max(self._job.total, 1))
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        job = self._job
+        if job is None:
+            return {"CANCELLED"}
+        if event.type == "ESC" and event.value == "PRESS":
+            job.cancel()
+        if event.type not in {"TIMER", "ESC"}:
+            return {"PASS_THROUGH"}
+        state = step(context, job)
+        if state == RUNNING:
+            context.window_manager.progress_update(job.done)
+            return {"PASS_THROUGH"}
+        self._cleanup(context)
+        return self._end(context, state)
+
+    def cancel(self, context: bpy.types.Context) -> None:
+        """Blender ends the operator (window closed, file loaded): stop the worker."""
+        if self._job is not None:
+            self._job.cancel()
+            self._job.abandoned = True
+            step(context, self._job)
+        self._cleanup(context)
+
+    def _cleanup(self, context: bpy.types.Context) -> None:
+        wm = context.window_manager
+        if self._timer is not None:
+            wm.event_timer_remove(self._timer)
+            self._timer = None
+        wm.progress_end()
+
+
+class KINEST_OT_cancel(bpy.types.Operator):
+    """Stop the running reconstruction; the scene stays as it was"""
+
+    bl_idname = "kinest.cancel"
+    bl_label = "Cancel"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return bool(active_jobs())
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        n = cancel_all()
+        context.window_manager.kinest_progress.message = "Cancelling..."
+        self.report({"INFO"}, f"Cancelled {n} reconstruction(s)")
+        return {"FINISHED"}
+
+
+@persistent
+def _on_load_pre(*_args: Any) -> None:
+    """Another file is loading: stop workers and drop their results (timers outlive the file)."""
+    cancel_all(abandon=True)
+
+
+classes = (KINEST_OT_reconstruct, KINEST_OT_cancel)
+
+
+def register() -> None:
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    bpy.app.handlers.load_pre.append(_on_load_pre)
+
+
+def unregister() -> None:
+    cancel_all(abandon=True)
+    if _on_load_pre in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_on_load_pre)
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)
