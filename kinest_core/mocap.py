@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 
 from kinest_core import rotations as rot
 from kinest_core.bvh import BvhData, read_bvh
-from kinest_core.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS, Skeleton, forward_kinematics, children
+from kinest_core.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS, Skeleton, children, forward_kinematics
 from kinest_core.types import Motion
 
 Array = NDArray[np.float64]
