@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """KineST for Blender: import VR tracking, reconstruct full-body motion, bake, export.
 
-A thin layer over ``kinest_core`` (bundled as wheels in the extension zip). Registering
+A thin layer over ``kinest_core`` (bundled as wheels in the extension zip). Submodules load
+in :func:`register`, so ``python -m kinest_blender.build`` runs without bpy, and registering
 imports no torch: the core loads on the first import or reconstruction, so Blender starts
 fast and a broken install becomes an operator report instead of a failed add-on.
 Preferences (e.g. an external worker Python) will hang off ``__package__`` later.
@@ -9,16 +10,21 @@ Preferences (e.g. an external worker Python) will hang off ``__package__`` later
 
 from __future__ import annotations
 
-from . import export, import_op, props, reconstruct_op, ui
+import importlib
+from types import ModuleType
 
-_MODULES = (props, import_op, reconstruct_op, export, ui)
+_MODULE_NAMES = ("props", "import_op", "reconstruct_op", "export", "ui")
+
+
+def _modules() -> list[ModuleType]:
+    return [importlib.import_module(f"{__name__}.{name}") for name in _MODULE_NAMES]
 
 
 def register() -> None:
-    for mod in _MODULES:
+    for mod in _modules():
         mod.register()
 
 
 def unregister() -> None:
-    for mod in reversed(_MODULES):
+    for mod in reversed(_modules()):
         mod.unregister()

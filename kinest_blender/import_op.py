@@ -43,6 +43,14 @@ UNIT_ITEMS = [
     ("cm", "Centimetres", ""),
     ("mm", "Millimetres", ""),
 ]
+FAMILY_ITEMS = [
+    ("auto", "Auto", "From device names in the file, else generic offsets"),
+    ("generic", "Generic", "Average headset and controller offsets"),
+    ("quest", "Meta Quest", "Quest / Rift with Touch controllers"),
+    ("vive", "HTC Vive", "Vive wand controllers"),
+    ("index", "Valve Index", "Index (Knuckles) controllers"),
+    ("joints", "Joints", "The file already holds head and wrist joints (full-body mocap)"),
+]
 QUAT_ORDER_ITEMS = [
     ("auto", "Auto", "Use the column names or the format's convention"),
     ("wxyz", "W X Y Z", "Scalar first"),
@@ -66,19 +74,15 @@ def core_import_hint(exc: BaseException) -> str:
 
 
 def read_tracking_file(path: str, **options: Any) -> TrackingSequence:
-    """Read any supported tracking file; ``.npz`` goes through ``TrackingSequence.load_npz``.
+    """Read any supported tracking file (.csv, .bvh, .bsor, .npz) with the core's reader.
 
-    Options the installed core's reader does not know are dropped (the reader is the authority
-    on conventions; "auto" values are never passed).
+    "auto" values are not passed (the reader detects them); options an older core does not know
+    are dropped.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file; pick a .csv, .bvh, .bsor or .npz tracking recording")
     opts = {k: v for k, v in options.items() if v not in (None, "auto", "")}
     try:
-        if path.lower().endswith(".npz"):
-            from kinest_core.types import TrackingSequence
-
-            return TrackingSequence.load_npz(path)
         from kinest_core.io import read_tracking
     except ImportError as exc:
         raise CoreMissingError(core_import_hint(exc)) from exc
@@ -91,9 +95,20 @@ def read_tracking_file(path: str, **options: Any) -> TrackingSequence:
 def describe_detected(info: dict[str, Any], fps: float, frames: int) -> str:
     """One line saying what the reader detected or assumed."""
     parts = []
-    for key in ("format", "convention", "units", "up_axis", "handedness", "quat_order", "source_fps", "rate"):
-        if key in info and info[key] not in (None, ""):
-            parts.append(f"{key.replace('_', ' ')} {info[key]}")
+    labels = (
+        ("format", "format"),
+        ("convention", "convention"),
+        ("handedness", "handed"),
+        ("up_axis", "up"),
+        ("units", "units"),
+        ("quat_order", "quaternions"),
+        ("device_family", "devices"),
+        ("original_rate_hz", "source Hz"),
+    )
+    for key, label in labels:
+        value = info.get(key)
+        if value not in (None, ""):
+            parts.append(f"{label} {value:.4g}" if isinstance(value, float) else f"{label} {value}")
     parts.append(f"{frames} frames at {fps:g} fps")
     return ", ".join(parts)
 
@@ -247,7 +262,13 @@ class KINEST_OT_import_tracking(bpy.types.Operator, ImportHelper):
         default="auto",
         description="Component order of rotation quaternions in CSV files",
     )
-    source_fps: FloatProperty(
+    device_family: EnumProperty(
+        name="Devices",
+        items=FAMILY_ITEMS,
+        default="auto",
+        description="Headset and controllers, for the offsets from each device to the head and wrist joints",
+    )
+    input_fps: FloatProperty(
         name="Source Rate",
         default=0.0,
         min=0.0,
@@ -264,7 +285,8 @@ class KINEST_OT_import_tracking(bpy.types.Operator, ImportHelper):
         layout.prop(self, "convention")
         layout.prop(self, "units")
         layout.prop(self, "quat_order")
-        layout.prop(self, "source_fps")
+        layout.prop(self, "device_family")
+        layout.prop(self, "input_fps")
         layout.prop(self, "set_active")
         detected = _LAST_DETECTED.get(self.filepath)
         if detected:
@@ -280,7 +302,8 @@ class KINEST_OT_import_tracking(bpy.types.Operator, ImportHelper):
                 convention=self.convention,
                 units=self.units,
                 quat_order=self.quat_order,
-                source_fps=self.source_fps or None,
+                calibration=self.device_family,
+                input_fps=self.input_fps or None,
             )
         except CoreMissingError as exc:
             self.report({"ERROR"}, str(exc))
