@@ -48,6 +48,8 @@ TARGET_FPS = 60.0
 GLITCH_SPEED = 25.0
 #: Segments shorter than this (seconds) after cutting are dropped.
 MIN_SEGMENT_SECONDS = 1.0
+#: Bumped whenever the conversion changes, so caches written by older code are redone.
+CONVERTER_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,7 @@ class ConversionReport:
     frames: int
     kept_frames: int = 0
     segments: list[tuple[int, int]] = field(default_factory=list)  # source frame ranges [a, b)
-    glitch_frames: int = 0
+    dropped_frames: int = 0  # T-pose frames, joint flips and too-short pieces
     floor_shift_m: float = 0.0
     max_position_error_m: float = 0.0
     mean_position_error_m: float = 0.0
@@ -510,7 +512,7 @@ def convert_bvh(
     rep = ConversionReport(path=path, skeleton=spec.name, source_fps=src_fps, frames=bvh.num_frames)
     segs = good_segments(mapped.positions, src_fps, spec.skip_frames)
     segs = [s for s in segs if (s[1] - s[0]) / src_fps >= min_segment_seconds]
-    rep.glitch_frames = int(bvh.num_frames - spec.skip_frames - sum(b - a for a, b in segs))
+    rep.dropped_frames = int(bvh.num_frames - spec.skip_frames - sum(b - a for a, b in segs))
     shift = 0.0
     if floor == "auto" and segs:
         idx = np.concatenate([np.arange(a, b) for a, b in segs])
@@ -612,7 +614,12 @@ def convert_folder(
             m.save_npz(os.path.join(cache_dir, name))
             names.append(name)
         rep = reports[0].as_dict()
-        rep.update(files=names, mtime=os.path.getmtime(path), seconds=round(time.perf_counter() - t0, 3))
+        rep.update(
+            files=names,
+            mtime=os.path.getmtime(path),
+            version=CONVERTER_VERSION,
+            seconds=round(time.perf_counter() - t0, 3),
+        )
         index[stem] = rep
         with open(index_path + ".part", "w", encoding="utf-8") as fh:
             json.dump(index, fh, indent=1)
