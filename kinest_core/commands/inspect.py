@@ -1,0 +1,79 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``kinest inspect FILE [--json]``: what a tracking file holds and what looks wrong with it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "inspect",
+        help="show what a tracking file holds (format, units, axes, rate, height) and its warnings",
+        description="Read a tracking file (CSV, BVH, .bsor, .npz) as the reconstruction would and report "
+        "what was detected or assumed, and every warning with its code.",
+    )
+    p.add_argument("file", help="tracking recording")
+    p.add_argument("--json", action="store_true", help="print the report as JSON (keys: docs/inspect.md)")
+    p.add_argument("--format", default=None, help="csv, bvh, bsor or npz (default: detect)")
+    p.add_argument("--convention", default=None, help="auto, openxr, openvr, unity, unreal, blender, bvh")
+    p.add_argument("--units", default=None, help="auto, m, cm or mm")
+    p.add_argument("--quat-order", default=None, help="auto, xyzw or wxyz")
+    p.add_argument("--time-units", default=None, help="auto, s, ms, us or ns (CSV time column)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kinest_core.io import TrackingFileError, inspect_report, read_tracking
+
+    try:
+        seq = read_tracking(
+            args.file,
+            format=args.format,
+            convention=args.convention,
+            units=args.units,
+            quat_order=args.quat_order,
+            time_units=args.time_units,
+        )
+    except TrackingFileError as exc:
+        if args.json:
+            print(json.dumps({"file": args.file, "error": str(exc)}, indent=2))
+        else:
+            print(f"kinest inspect: error: {exc}", file=sys.stderr)
+        return 1
+    rep = inspect_report(seq)
+    if args.json:
+        print(json.dumps(rep, indent=2))
+        return 0
+    print(_text(rep))
+    return 0
+
+
+def _text(r: dict[str, Any]) -> str:
+    lines = [f"{r['file']}", f"  format       {r['format']}" + (f" ({r['layout']})" if r.get("layout") else "")]
+    devs = ", ".join(f"{d['name']} {100 * d['valid_fraction']:.0f} %" for d in r["devices"])
+    lines.append(f"  devices      {devs}")
+    lines.append(
+        f"  frames       {r['frames']} at {r['fps']:g} fps (original {r['original_samples']} samples, "
+        f"{r['original_rate_hz']:.1f} Hz, {r['duration_s']:.2f} s)"
+    )
+    lines.append(f"  units        {r['units']} ({r['units_from']})")
+    lines.append(
+        f"  axes         {r['convention']}: {r['handedness']}-handed, up {r['up_axis']}, "
+        f"device forward {r['device_forward_axis']} ({r['convention_from']})"
+    )
+    lines.append(f"  rotations    {r['quat_order']}")
+    if r.get("time_column"):
+        lines.append(f"  time         {r['time_column']!r} in {r['time_units']}, {r['time_base']}")
+    lines.append(f"  devices as   {r['device_family']} (calibration)")
+    lines.append(f"  body height  {r['body_height_m']:.2f} m (floor: {r['floor_from']})")
+    if r["warnings"]:
+        lines.append("  warnings:")
+        for w in r["warnings"]:
+            lines.append(f"    {w['code']}: {w['message']}")
+    else:
+        lines.append("  warnings:    none")
+    return "\n".join(lines)

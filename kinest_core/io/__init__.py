@@ -1,0 +1,35 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Tracking importers: CSV, BVH, Beat Saber .bsor and .npz -> clean 60 fps joint poses with warnings."""
+
+from kinest_core.io.calibration import DEVICE_FAMILIES, Calibration, DeviceOffset
+from kinest_core.io.conventions import CONVENTION_PRESETS, PRESETS, UNIT_CHOICES, Convention
+from kinest_core.io.errors import TrackingFileError
+from kinest_core.io.reader import (
+    FORMATS,
+    QUAT_ORDERS,
+    WARNING_CODES,
+    load_device_poses,
+    read_raw,
+    read_tracking,
+    sequence_from_raw,
+)
+from kinest_core.io.report import inspect_report
+
+__all__ = [
+    "CONVENTION_PRESETS",
+    "DEVICE_FAMILIES",
+    "FORMATS",
+    "PRESETS",
+    "QUAT_ORDERS",
+    "UNIT_CHOICES",
+    "WARNING_CODES",
+    "Calibration",
+    "Convention",
+    "DeviceOffset",
+    "TrackingFileError",
+    "inspect_report",
+    "load_device_poses",
+    "read_raw",
+    "read_tracking",
+    "sequence_from_raw",
+]

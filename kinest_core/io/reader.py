@@ -1,0 +1,565 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``read_tracking``: any supported file -> a clean 60 fps :class:`TrackingSequence` of joint poses."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from kinest_core.io.bsor import BSOR_MAGIC, read_bsor
+from kinest_core.io.bvh_reader import read_bvh_tracking
+from kinest_core.io.calibration import Calibration, apply_calibration, detect_family
+from kinest_core.io.conventions import PRESETS, UNIT_CHOICES, UNIT_SCALES, Convention, get_convention, to_world
+from kinest_core.io.csv_reader import read_csv_tracking
+from kinest_core.io.errors import TrackingFileError
+from kinest_core.io.raw import RawTracking, check_size
+from kinest_core.io.resample import clean_times, find_runs, resample_device
+from kinest_core.io.units import HEAD_HEIGHT_RANGE_M, REACH_RANGE_M, body_scale_stats, detect_units
+from kinest_core.io.validation import validate_devices
+from kinest_core.rotations import quat_to_matrix
+from kinest_core.skeleton import HEAD, NEUTRAL_HEIGHT, Skeleton
+from kinest_core.types import DEVICES, TrackingSequence, TrackingWarning
+
+#: Names accepted by ``read_tracking(format=...)``.
+FORMATS: tuple[str, ...] = ("auto", "csv", "bvh", "bsor", "npz")
+#: Names accepted by ``read_tracking(quat_order=...)``.
+QUAT_ORDERS: tuple[str, ...] = ("auto", "xyzw", "wxyz")
+#: Stable warning codes (see docs/inspect.md).
+WARNING_CODES: tuple[str, ...] = (
+    "UNITS_SUSPECT",
+    "TIME_SCALE_SUSPECT",
+    "HANDEDNESS_SUSPECT",
+    "ROTATION_SUSPECT",
+    "DEVICE_FROZEN",
+    "DEVICE_MISSING",
+    "GAPS",
+    "NONMONOTONIC_TIME",
+    "QUATERNION_NORM",
+    "HEIGHT_SUSPECT",
+    "FLOOR_ESTIMATED",
+    "TIME_ASSUMED",
+)
+
+
+@dataclass
+class DevicePoses:
+    """Device (not joint) world poses at the original samples, after units and axes."""
+
+    times: NDArray[np.float64]  # (n,) s from the first sample, strictly increasing
+    positions: NDArray[np.float64]  # (n, 3, 3) m
+    rotations: NDArray[np.float64]  # (n, 3, 3, 3)
+    valid: NDArray[np.bool_]  # (n, 3)
+    info: dict[str, Any]
+    warnings: list[TrackingWarning]
+    joints: bool = False
+
+
+def detect_format(path: str, fmt: str | None) -> str:
+    """From ``format`` if given, else the extension, else the first bytes."""
+    if fmt and fmt != "auto":
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        return fmt
+    low = path.lower()
+    for ext, name in ((".bsor", "bsor"), (".bvh", "bvh"), (".bvh.gz", "bvh"), (".npz", "npz")):
+        if low.endswith(ext):
+            return name
+    if low.endswith((".csv", ".tsv", ".txt")):
+        return "csv"
+    check_size(path)
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    if len(head) >= 4 and int.from_bytes(head[:4], "little", signed=True) == BSOR_MAGIC:
+        return "bsor"
+    if head.lstrip().upper().startswith(b"HIERARCHY"):
+        return "bvh"
+    if head.startswith(b"PK"):
+        return "npz"
+    return "csv"
+
+
+def _prepare_quats(raw: RawTracking, path: str) -> tuple[NDArray, dict[str, Any], list[TrackingWarning]]:
+    """Normalise quaternions, invalidate zero/absurd ones; report poor norms."""
+    q = np.where(np.isfinite(raw.quats), raw.quats, 0.0)
+    norm = np.linalg.norm(q, axis=-1)
+    valid = raw.valid & (norm > 0.5) & (norm < 1.5)
+    warns: list[TrackingWarning] = []
+    info: dict[str, Any] = {}
+    ok = valid & (norm > 0)
+    if ok.any():
+        dev = np.abs(norm[ok] - 1.0)
+        info["quat_norm_range"] = [float(norm[ok].min()), float(norm[ok].max())]
+        if float(np.percentile(dev, 99)) > 0.05:
+            warns.append(
+                TrackingWarning(
+                    "QUATERNION_NORM",
+                    f"quaternion lengths range {norm[ok].min():.3f}-{norm[ok].max():.3f} (should be 1): "
+                    "renormalised; check the quaternion columns",
+                )
+            )
+    bad = raw.valid & ~valid
+    if bad.any():
+        info["dropped_bad_quaternions"] = int(bad.sum())
+    qn = q / np.where(norm > 0, norm, 1.0)[..., None]
+    qn[~valid] = (1.0, 0.0, 0.0, 0.0)
+    return qn, {"valid": valid, **info}, warns
+
+
+def read_raw(
+    path: str,
+    *,
+    format: str | None = None,
+    quat_order: str | None = None,
+    columns: dict[str, str] | None = None,
+    time_units: str | None = None,
+    euler_order: str = "xyz",
+    input_fps: float | None = None,
+) -> RawTracking:
+    """The file's samples as stored (source axes and units), for tools that work before conversion."""
+    path = os.fspath(path)
+    fmt = detect_format(path, format)
+    qo = quat_order or "auto"
+    if qo not in QUAT_ORDERS:
+        raise ValueError(f"unknown quat_order {quat_order!r}; choose one of {', '.join(QUAT_ORDERS)}")
+    if fmt == "csv":
+        raw = read_csv_tracking(
+            path,
+            columns=columns,
+            quat_order=qo,
+            time_units=time_units or "auto",
+            euler_order=euler_order,
+            input_fps=input_fps,
+        )
+    elif fmt == "bsor":
+        raw = read_bsor(path)
+    elif fmt == "bvh":
+        raw = read_bvh_tracking(path)
+    else:
+        raise ValueError(f"format {fmt!r} has no device poses")
+    if fmt == "bsor" and qo == "wxyz":
+        raw.quats = raw.quats[..., [1, 2, 3, 0]]  # the file's xyzw slots hold w, x, y, z
+    raw.info["quat_order"] = {
+        "csv": "by column name" if qo == "auto" else f"{qo} (option, file column order)",
+        "bsor": "xyzw (format)" if qo == "auto" else f"{qo} (option)",
+        "bvh": "n/a (Euler channels)",
+    }[fmt]
+    return raw
+
+
+def load_device_poses(
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    convention: str | Convention | None = None,
+    units: str | None = None,
+    quat_order: str | None = None,
+    columns: dict[str, str] | None = None,
+    time_units: str | None = None,
+    euler_order: str = "xyz",
+    input_fps: float | None = None,
+) -> DevicePoses:
+    """Read a file and bring its device poses to KineST's world (metres, Z up), without calibration."""
+    p = os.fspath(path)
+    raw = read_raw(
+        p,
+        format=format,
+        quat_order=quat_order,
+        columns=columns,
+        time_units=time_units,
+        euler_order=euler_order,
+        input_fps=input_fps,
+    )
+    return poses_from_raw(raw, p, convention=convention, units=units)
+
+
+def poses_from_raw(
+    raw: RawTracking, path: str = "<data>", *, convention: str | Convention | None = None, units: str | None = None
+) -> DevicePoses:
+    """Clean times and quaternions, pick axes and units, convert, and run the plausibility checks."""
+    fmt = raw.format
+    un = units or "auto"
+    if un not in UNIT_CHOICES:
+        raise ValueError(f"unknown units {units!r}; choose one of {', '.join(UNIT_CHOICES)}")
+    warnings: list[TrackingWarning] = []
+    info: dict[str, Any] = {"file": path, "format": fmt, **raw.info}
+    if fmt == "csv" and raw.info.get("time_column") is None:
+        warnings.append(
+            TrackingWarning(
+                "TIME_ASSUMED",
+                f"no time column found: assumed {raw.info['time_assumed_fps']:g} samples per second "
+                "(pass input_fps= or name the column with columns={'time': ...})",
+            )
+        )
+
+    # --- time ---
+    order, tinfo = clean_times(raw.times)
+    info.update(tinfo)
+    if tinfo["backward_steps"]:
+        warnings.append(
+            TrackingWarning(
+                "NONMONOTONIC_TIME",
+                f"time goes backwards {tinfo['backward_steps']} time(s) (first at sample {tinfo['first_backward_step']}); "
+                "samples were sorted by time; check the export",
+            )
+        )
+    if order.size < 2:
+        raise TrackingFileError(
+            path, "holds fewer than 2 distinct time stamps", hint="a take needs at least two samples"
+        )
+    t = raw.times[order]
+    t = t - t[0]
+    qn, qinfo, qwarn = _prepare_quats(raw, path)
+    valid = qinfo.pop("valid")[order]
+    info.update(qinfo)
+    warnings.extend(qwarn)
+    pos_src = np.where(np.isfinite(raw.positions), raw.positions, 0.0)[order]
+    rot_src = quat_to_matrix(qn[order])
+    if not valid[:, 0].any():
+        raise TrackingFileError(
+            path, "the head has no usable sample", hint="KineST needs the headset; check the head columns"
+        )
+
+    # --- convention ---
+    conv_from = "option"
+    if convention is None or convention == "auto":
+        if raw.convention:
+            conv = get_convention(raw.convention)
+            conv_from = f"{fmt} format"
+        else:
+            conv = _auto_convention(pos_src, valid)
+            conv_from = "data (up axis from head above hands); handedness assumed right (OpenXR)"
+    else:
+        conv = get_convention(convention)
+    info["convention"] = conv.name
+    info["convention_from"] = conv_from
+    info["handedness"] = conv.handedness
+    info["up_axis"] = conv.up_axis
+    info["device_forward_axis"] = conv.forward_axis
+    info["axes"] = conv.describe()
+
+    # --- units ---
+    pos_up = np.einsum("ab,ndb->nda", conv.matrix, pos_src)
+    prior = raw.units or conv.units
+    detected, how, plausible = detect_units(pos_up, valid, prior)
+    if un == "auto":
+        unit = detected
+        info["units_from"] = f"{fmt} format, confirmed by body proportions" if detected == prior and plausible else how
+    else:
+        unit = un
+        info["units_from"] = "option"
+    info["units"] = unit
+    info["units_detected"] = detected
+    st = body_scale_stats(pos_up * UNIT_SCALES[unit], valid)
+    info["reach_m"] = st["reach"]
+    info["head_height_m"] = st["head_height"]
+    info["units_plausible"] = _plausible(st)
+    info["units_documented"] = prior
+    scale = UNIT_SCALES[unit]
+    pos_w, rot_w = to_world(conv, pos_src * scale, rot_src)
+    if un == "auto" and prior is not None and detected != prior and plausible:
+        warnings.append(
+            TrackingWarning(
+                "UNITS_SUSPECT",
+                f"this layout is documented in {prior} but the body only looks human-sized in {detected}: "
+                f"read as {detected}; pass units='{prior}' if that is wrong",
+            )
+        )
+    info["original_samples"] = int(raw.num_samples)
+    dp = DevicePoses(t, pos_w, rot_w, valid, info, warnings, joints=raw.joints)
+    dp.warnings.extend(validate_devices(dp.times, dp.positions, dp.rotations, dp.valid, joints=raw.joints, info=info))
+    return dp
+
+
+def _plausible(st: dict[str, float | None]) -> bool:
+    reach, height = st["reach"], st["head_height"]
+    if reach is not None and not REACH_RANGE_M[0] <= reach <= REACH_RANGE_M[1]:
+        return False
+    if height is not None and height > 0.3 and not HEAD_HEIGHT_RANGE_M[0] <= height <= HEAD_HEIGHT_RANGE_M[1]:
+        return False
+    return True
+
+
+def _auto_convention(pos_src: NDArray, valid: NDArray) -> Convention:
+    """Y-up unless Z clearly is (head above the hands); handedness cannot be told from positions."""
+    ok = valid[:, 0] & (valid[:, 1] | valid[:, 2])
+    if ok.sum() < 10:
+        return PRESETS["openxr"]
+    hands = np.where(valid[:, 1, None], pos_src[:, 1], pos_src[:, 2])
+    diff = np.median(pos_src[ok, 0] - hands[ok], axis=0)
+    if diff[2] > 0 and diff[1] < 0.25 * diff[2]:  # only when Y clearly is not up
+        return PRESETS["blender"]
+    return PRESETS["openxr"]
+
+
+def read_tracking(
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    convention: str | Convention | None = None,
+    units: str | None = None,
+    quat_order: str | None = None,
+    columns: dict[str, str] | None = None,
+    calibration: Calibration | str | None = None,
+    resample_fps: float | None = 60.0,
+    time_units: str | None = None,
+    euler_order: str = "xyz",
+    input_fps: float | None = None,
+    max_gap_s: float = 0.25,
+    floor: str | float = "auto",
+    recenter: bool = True,
+) -> TrackingSequence:
+    """Read a tracking file into head / wrist *joint* poses: Z-up, right-handed, metres, ``resample_fps``.
+
+    Options (``None`` or ``"auto"`` = detect; every choice lands in ``info``):
+
+    - ``format``: one of :data:`FORMATS`
+    - ``convention``: one of :data:`~kinest_core.io.conventions.CONVENTION_PRESETS` or a ``Convention``
+    - ``units``: ``"auto" | "m" | "cm" | "mm"``; ``quat_order``: ``"auto" | "xyzw" | "wxyz"``
+    - ``columns``: CSV column mapping, canonical name -> file column (``time``, ``head_pos_x``, ``left_rot_w``...)
+    - ``calibration``: a :class:`Calibration` or a family name from ``DEVICE_FAMILIES``
+    - ``resample_fps``: output rate; None keeps the (cleaned) original samples
+    - ``time_units``: ``"auto" | "s" | "ms" | "us" | "ns"`` for the CSV time column
+    - ``euler_order``: SciPy order for CSV Euler columns (``"xyz"`` extrinsic, ``"XYZ"`` intrinsic)
+    - ``input_fps``: rate to assume when a CSV has no time column
+    - ``max_gap_s``: gaps up to this long are interpolated and stay valid
+    - ``floor``: ``"auto"`` (z = 0 of a floor-level tracking space, else estimated), ``"estimate"``, or a height in m
+    - ``recenter``: move the head's median horizontal position to the origin
+
+    Raises :class:`TrackingFileError` for input that cannot be read.
+    """
+    p = os.fspath(path)
+    try:
+        fmt = detect_format(p, format)
+        if fmt == "npz":
+            return _read_npz(p, resample_fps)
+        raw = read_raw(
+            p,
+            format=fmt,
+            quat_order=quat_order,
+            columns=columns,
+            time_units=time_units,
+            euler_order=euler_order,
+            input_fps=input_fps,
+        )
+        return sequence_from_raw(
+            raw,
+            p,
+            convention=convention,
+            units=units,
+            calibration=calibration,
+            resample_fps=resample_fps,
+            max_gap_s=max_gap_s,
+            floor=floor,
+            recenter=recenter,
+        )
+    except TrackingFileError:
+        raise
+    except (MemoryError, RecursionError) as exc:  # pragma: no cover - defensive
+        raise TrackingFileError(p, f"too large or deeply nested to read ({type(exc).__name__})") from exc
+
+
+def sequence_from_raw(
+    raw: RawTracking,
+    path: str = "<data>",
+    *,
+    convention: str | Convention | None = None,
+    units: str | None = None,
+    calibration: Calibration | str | None = None,
+    resample_fps: float | None = 60.0,
+    max_gap_s: float = 0.25,
+    floor: str | float = "auto",
+    recenter: bool = True,
+) -> TrackingSequence:
+    """The rest of :func:`read_tracking` for samples already in memory (tools, the validation study)."""
+    dev = poses_from_raw(raw, path, convention=convention, units=units)
+    return _finish(dev, calibration, resample_fps, max_gap_s, floor, recenter)
+
+
+def _read_npz(path: str, resample_fps: float | None) -> TrackingSequence:
+    check_size(path)
+    try:
+        seq = TrackingSequence.load_npz(path)
+    except TrackingFileError:
+        raise
+    except (ValueError, OSError, KeyError, EOFError) as exc:
+        msg = str(exc)
+        raise TrackingFileError(
+            path, msg if msg.startswith(path) is False else msg[len(path) + 2 :], hint="write it with save_npz"
+        ) from exc
+    except Exception as exc:  # zipfile.BadZipFile and friends
+        raise TrackingFileError(path, f"is not a readable .npz ({type(exc).__name__}: {exc})") from exc
+    seq.info.update({"file": path, "format": "npz", "original_rate_hz": seq.fps, "duration_s": float(seq.times[-1])})
+    return seq
+
+
+def _finish(
+    dev: DevicePoses,
+    calibration: Calibration | str | None,
+    resample_fps: float | None,
+    max_gap_s: float,
+    floor: str | float,
+    recenter: bool,
+) -> TrackingSequence:
+    info = dev.info
+    warnings = list(dev.warnings)
+    # --- calibration ---
+    if isinstance(calibration, Calibration):
+        calib = calibration
+        info["calibration_from"] = "option"
+    elif dev.joints and calibration in (None, "auto"):
+        calib = Calibration.for_family("joints")
+        info["calibration_from"] = "file holds body joints"
+    else:
+        fam = str(calibration or "auto")
+        if fam == "auto":
+            fam = detect_family(" ".join(str(info.get(k, "")) for k in ("hmd", "controller", "tracking_system")))
+            info["calibration_from"] = "device names in the file" if fam != "generic" else "generic defaults"
+        else:
+            info["calibration_from"] = "option"
+        calib = Calibration.for_family(fam)
+    info["device_family"] = calib.family
+    info["calibration"] = calib.as_dict()
+    jr, jp = apply_calibration(dev.rotations, dev.positions, calib)
+
+    # --- floor and centre ---
+    valid = dev.valid
+    head_z = jp[valid[:, 0], 0, 2]
+    head_top = np.percentile(head_z, 95) + calib.head_top_m
+    shift = np.zeros(3)
+    if isinstance(floor, (int, float)) and not isinstance(floor, bool):
+        shift[2] = -float(floor)
+        info["floor_from"] = "option"
+    else:
+        standing = 1.2 <= head_top <= 2.3  # floor-level tracking space: the head is a person's height up
+        if floor == "estimate" or not standing:
+            est = head_top - 1.70  # assume an average adult standing upright some of the time
+            shift[2] = -est
+            info["floor_from"] = "estimated from head height (average adult assumed)"
+            if floor != "estimate":
+                warnings.append(
+                    TrackingWarning(
+                        "FLOOR_ESTIMATED",
+                        f"head top at {head_top:.2f} m above the file's origin is not a standing height: "
+                        f"the origin is not on the floor; floor placed {est:.2f} m from it assuming a 1.70 m person "
+                        "(pass floor= to set it)",
+                    )
+                )
+        else:
+            info["floor_from"] = "file origin (floor-level tracking space)"
+    if recenter:
+        shift[:2] = -np.median(jp[valid[:, 0], 0, :2], axis=0)
+    jp = jp + shift
+    info["world_shift_m"] = [float(x) for x in shift]
+    info["floor_level_m"] = float(-shift[2])
+
+    # --- height ---
+    head_p95 = float(np.percentile(jp[valid[:, 0], 0, 2], 95))
+    neutral_head = float(Skeleton.neutral(NEUTRAL_HEIGHT).rest_joints()[HEAD, 2])
+    height = head_p95 * NEUTRAL_HEIGHT / neutral_head
+    info["head_joint_height_p95_m"] = head_p95
+    info["body_height_m"] = float(np.clip(height, 1.0, 2.3))
+    if not 1.2 <= height <= 2.1:
+        warnings.append(
+            TrackingWarning(
+                "HEIGHT_SUSPECT",
+                f"estimated body height {height:.2f} m is outside 1.20-2.10 m (seated or crouching take, or wrong "
+                "units/floor): pass body_height to the reconstruction",
+            )
+        )
+
+    # --- resample ---
+    t = dev.times
+    duration = float(t[-1])
+    info["original_times"] = t
+    info["original_rate_hz"] = float(1.0 / np.median(np.diff(t)))
+    info["duration_s"] = duration
+    if resample_fps is None:
+        out_t = t.copy()
+        fps = info["original_rate_hz"]
+    else:
+        fps = float(resample_fps)
+        if not 1.0 <= fps <= 1000.0:
+            raise ValueError(f"resample_fps {fps} is outside 1-1000")
+        out_t = np.arange(int(np.floor(duration * fps + 1e-6)) + 1) / fps
+    mats = []
+    out_valid = np.zeros((out_t.shape[0], 3), dtype=bool)
+    gaps: list[dict[str, Any]] = []
+    for d, name in enumerate(DEVICES):
+        p, r, v = resample_device(t, jp[:, d], jr[:, d], valid[:, d], out_t, max_gap_s)
+        if not valid[:, d].any():
+            p, r = _default_pose(jp[:, 0], jr[:, 0], d, valid[:, 0], t, out_t)
+            warnings.append(
+                TrackingWarning(
+                    "DEVICE_MISSING",
+                    f"{name} has no data in the file: a resting pose was put in, marked invalid",
+                    device=name,
+                )
+            )
+        else:
+            for s, e in find_runs(~v):
+                gaps.append(
+                    {"device": name, "start_s": float(out_t[s]), "duration_s": float((e - s) / fps), "frames": [s, e]}
+                )
+                warnings.append(
+                    TrackingWarning(
+                        "GAPS",
+                        f"{name} has no data for {(e - s) / fps:.2f} s from {out_t[s]:.2f} s "
+                        f"(frames {s}-{e - 1}): filled by {'holding' if s == 0 or e == out_t.shape[0] else 'interpolating'}, "
+                        "marked invalid",
+                        device=name,
+                        frames=(s, e),
+                    )
+                )
+            short = _short_gaps(t, valid[:, d], max_gap_s)
+            if short:
+                info.setdefault("interpolated_gaps", {})[name] = short
+        m = np.tile(np.eye(4), (out_t.shape[0], 1, 1))
+        m[:, :3, :3] = r
+        m[:, :3, 3] = p
+        mats.append(m)
+        out_valid[:, d] = v
+    info["gaps"] = gaps
+    info["frames"] = int(out_t.shape[0])
+    info["fps"] = fps
+    return TrackingSequence(out_t, mats[0], mats[1], mats[2], out_valid, fps=fps, info=info, warnings=warnings)
+
+
+def _short_gaps(t: NDArray, valid: NDArray, max_gap_s: float) -> list[list[float]]:
+    """Interpolated gaps (start s, length s) shorter than ``max_gap_s`` between valid samples."""
+    out: list[list[float]] = []
+    ok = np.flatnonzero(valid)
+    if ok.size < 2:
+        return out
+    tt = t[ok]
+    d = np.diff(tt)
+    med = float(np.median(np.diff(t)))
+    for k in np.flatnonzero((d > 2.5 * med) & (d <= max_gap_s)):
+        out.append([float(tt[k]), float(d[k])])
+    return out
+
+
+def _default_pose(
+    head_p: NDArray, head_r: NDArray, d: int, head_valid: NDArray, t: NDArray, out_t: NDArray
+) -> tuple[NDArray, NDArray]:
+    """Hands hanging at the sides, turned with the head's heading, for a device absent from the file."""
+    ok = np.flatnonzero(head_valid)
+    hp = np.stack([np.interp(out_t, t[ok], head_p[ok, a]) for a in range(3)], axis=-1)
+    fwd = -head_r[ok][:, :, 1]
+    yaw = np.arctan2(fwd[:, 1], fwd[:, 0])
+    yaw_i = np.interp(out_t, t[ok], np.unwrap(yaw))
+    side = 1.0 if d == 1 else -1.0
+    # the body's left (+X at rest, when facing -Y) is the heading turned by +90 degrees
+    left = np.stack([np.cos(yaw_i + np.pi / 2), np.sin(yaw_i + np.pi / 2), np.zeros_like(yaw_i)], axis=-1)
+    pos = hp + side * 0.2 * left + np.array([0.0, 0.0, -0.75])
+    rz = np.zeros((out_t.shape[0], 3, 3))
+    a = yaw_i + np.pi / 2  # rest facing -Y has yaw -90 degrees
+    rz[:, 0, 0] = np.cos(a)
+    rz[:, 0, 1] = -np.sin(a)
+    rz[:, 1, 0] = np.sin(a)
+    rz[:, 1, 1] = np.cos(a)
+    rz[:, 2, 2] = 1.0
+    return pos, rz

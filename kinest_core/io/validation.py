@@ -1,0 +1,199 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Plausibility checks on device poses, with thresholds from facts about human bodies and VR.
+
+Every threshold is a property of people or headsets, not of the test files:
+
+- arm reach: the median head-to-hand distance of someone holding controllers is 0.15-1.0 m;
+  a head above the floor sits 0.8-2.3 m up (checked in :mod:`kinest_core.io.units`)
+- speed: the head rarely moves faster than a jog (2.5 m/s) and turns faster than ~600 deg/s
+  only in brief saccade-like flicks, so a 99th percentile above either is not a person; hands
+  peak near 15 m/s only in sports throws, so both hands' 99th percentiles above that are not either
+- sample rate: headsets report poses at their display rate (60-144 Hz); even a log that drops
+  every other frame stays above 25 Hz, and none runs above 500 Hz
+- handedness: controllers are held in front of the face (the README's data: 62-100 % of frames)
+  and the left one left of the right one; the opposite in most frames means mirrored axes
+- rotation: people keep their eyes level (head roll beyond 30 deg is rare; the neck's lateral
+  range is ~45 deg), and a head tilted more than 50 deg from upright in most frames is not
+  a worn headset; both expose wrong quaternion orders and Euler conventions
+- frozen: a tracked device never reports a bit-identical pose for a full second while in use
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from kinest_core.io.resample import find_runs
+from kinest_core.rotations import matrix_to_axis_angle
+from kinest_core.types import DEVICES, TrackingWarning
+
+HEAD_SPEED_MAX = 2.5  # m/s, 99th percentile
+HEAD_TURN_MAX_DEG = 600.0  # deg/s, 99th percentile
+HAND_SPEED_MAX = 15.0  # m/s, 99th percentile of the slower hand
+RATE_RANGE_HZ = (25.0, 500.0)
+FRONT_FRACTION_MIN = 0.5
+HEAD_ROLL_P90_MAX_DEG = 30.0
+HEAD_TILT_MEDIAN_MAX_DEG = 50.0
+FROZEN_MIN_S = 1.0
+
+
+def _pct(x: NDArray, q: float) -> float:
+    return float(np.percentile(x, q)) if x.size else 0.0
+
+
+def motion_stats(times: NDArray, positions: NDArray, rotations: NDArray, valid: NDArray) -> dict[str, Any]:
+    """The numbers the checks use (also reported in ``info['checks']``)."""
+    st: dict[str, Any] = {}
+    dt = np.diff(times)
+    st["rate_hz"] = float(1.0 / np.median(dt))
+    pair = valid[1:] & valid[:-1]
+    speeds = []
+    for d in range(3):
+        ok = pair[:, d]
+        v = np.linalg.norm(np.diff(positions[:, d], axis=0), axis=-1)[ok] / dt[ok]
+        speeds.append(_pct(v, 99) if v.size > 10 else None)
+    st["speed_p99_m_s"] = speeds
+    ok = pair[:, 0]
+    rel = np.swapaxes(rotations[:-1, 0], -1, -2) @ rotations[1:, 0]
+    w = np.linalg.norm(matrix_to_axis_angle(rel[ok]), axis=-1) / dt[ok]
+    st["head_turn_p99_deg_s"] = float(np.degrees(_pct(w, 99)))
+    h = valid[:, 0]
+    rh = rotations[h, 0]
+    st["head_roll_p90_deg"] = float(np.degrees(_pct(np.abs(np.arcsin(np.clip(rh[:, 2, 0], -1, 1))), 90)))
+    st["head_tilt_median_deg"] = float(np.degrees(np.median(np.arccos(np.clip(rh[:, 2, 2], -1, 1)))))
+    fronts = []
+    for d in (1, 2):
+        okd = h & valid[:, d]
+        if okd.sum() >= 10:
+            local = np.einsum("nba,nb->na", rotations[okd, 0], positions[okd, d] - positions[okd, 0])
+            fronts.append(local[:, 1] < 0)  # canonical forward is -Y
+    st["hands_in_front_fraction"] = float(np.mean(np.concatenate(fronts))) if fronts else None
+    both = h & valid[:, 1] & valid[:, 2]
+    if both.sum() >= 10:
+        sep = positions[both, 1] - positions[both, 2]  # left minus right controller
+        st["left_on_left_fraction"] = float(np.mean(np.einsum("nb,nb->n", rotations[both, 0][:, :, 0], sep) > 0))
+    else:
+        st["left_on_left_fraction"] = None
+    return st
+
+
+def validate_devices(
+    times: NDArray,
+    positions: NDArray,
+    rotations: NDArray,
+    valid: NDArray,
+    *,
+    joints: bool = False,
+    info: dict[str, Any] | None = None,
+) -> list[TrackingWarning]:
+    """Warnings for device world poses (metres, Z up, canonical device axes) at the original samples."""
+    info = info if info is not None else {}
+    out: list[TrackingWarning] = []
+    st = motion_stats(times, positions, rotations, valid)
+    info["checks"] = st
+
+    if info.get("units_plausible") is False:
+        out.append(
+            TrackingWarning(
+                "UNITS_SUSPECT",
+                f"read as {info.get('units')}, the body is not human-sized (median head-hand distance "
+                f"{_fmt(info.get('reach_m'))} m, head height {_fmt(info.get('head_height_m'))} m; expected "
+                "0.15-1.0 m and 0.8-2.3 m): check units= (m, cm, mm) or a scale error in the export",
+            )
+        )
+
+    lo, hi = RATE_RANGE_HZ
+    reasons = []
+    if not lo <= st["rate_hz"] <= hi:
+        reasons.append(f"sample rate {st['rate_hz']:.1f} Hz is outside the {lo:.0f}-{hi:.0f} Hz of VR tracking")
+    hs = st["speed_p99_m_s"]
+    if hs[0] is not None and hs[0] > HEAD_SPEED_MAX:
+        reasons.append(f"the head moves at {hs[0]:.1f} m/s (99th percentile; a jog is {HEAD_SPEED_MAX} m/s)")
+    if st["head_turn_p99_deg_s"] > HEAD_TURN_MAX_DEG:
+        reasons.append(
+            f"the head turns at {st['head_turn_p99_deg_s']:.0f} deg/s (99th percentile; people peak near "
+            f"{HEAD_TURN_MAX_DEG:.0f})"
+        )
+    hands = [s for s in hs[1:] if s is not None]
+    if len(hands) == 2 and min(hands) > HAND_SPEED_MAX:
+        reasons.append(
+            f"both hands move above {HAND_SPEED_MAX:.0f} m/s (99th percentiles {hands[0]:.0f}, {hands[1]:.0f})"
+        )
+    if reasons:
+        out.append(
+            TrackingWarning(
+                "TIME_SCALE_SUSPECT",
+                "; ".join(reasons) + ": the time column may be in other units or scaled; check time_units=",
+            )
+        )
+
+    if not joints:
+        ff = st["hands_in_front_fraction"]
+        if ff is not None and ff < FRONT_FRACTION_MIN:
+            out.append(
+                TrackingWarning(
+                    "HANDEDNESS_SUSPECT",
+                    f"the controllers are behind the face in {100 * (1 - ff):.0f} % of frames: the axes look mirrored "
+                    f"(read as {info.get('convention', '?')}, {info.get('handedness', '?')}-handed); try the other "
+                    "handedness (e.g. convention='unity' for left-handed Y-up data)",
+                )
+            )
+        lf = st["left_on_left_fraction"]
+        if lf is not None and lf < FRONT_FRACTION_MIN:
+            out.append(
+                TrackingWarning(
+                    "HANDEDNESS_SUSPECT",
+                    f"the left controller is right of the right one in {100 * (1 - lf):.0f} % of frames: the axes "
+                    "look mirrored left-right, or the hands are swapped in the file",
+                )
+            )
+    rreasons = []
+    if st["head_roll_p90_deg"] > HEAD_ROLL_P90_MAX_DEG:
+        rreasons.append(
+            f"the head is rolled over {st['head_roll_p90_deg']:.0f} deg in 10 % of frames "
+            f"(people keep their eyes level; above {HEAD_ROLL_P90_MAX_DEG:.0f} deg is rare)"
+        )
+    if st["head_tilt_median_deg"] > HEAD_TILT_MEDIAN_MAX_DEG:
+        rreasons.append(f"the head is tilted {st['head_tilt_median_deg']:.0f} deg from upright in half the frames")
+    if rreasons:
+        out.append(
+            TrackingWarning(
+                "ROTATION_SUSPECT",
+                "; ".join(rreasons)
+                + ": the rotations may use another quaternion order (quat_order=) or Euler convention, or the "
+                "axes are wrong (convention=)",
+                device="head",
+            )
+        )
+
+    for d, name in enumerate(DEVICES):
+        for s, e, dur in _frozen_runs(times, positions[:, d], rotations[:, d], valid[:, d]):
+            out.append(
+                TrackingWarning(
+                    "DEVICE_FROZEN",
+                    f"{name} reports the identical pose for {dur:.1f} s from {times[s]:.2f} s: tracking lost or the "
+                    "device was put down",
+                    device=name,
+                    frames=(s, e),
+                )
+            )
+    return out
+
+
+def _fmt(x: Any) -> str:
+    return f"{x:.2f}" if isinstance(x, (int, float)) else "?"
+
+
+def _frozen_runs(times: NDArray, pos: NDArray, rot: NDArray, valid: NDArray) -> list[tuple[int, int, float]]:
+    """[start, end) sample runs where pose is bit-identical for at least FROZEN_MIN_S (sample indices)."""
+    if pos.shape[0] < 3:
+        return []
+    same = np.all(pos[1:] == pos[:-1], axis=-1) & np.all(rot[1:] == rot[:-1], axis=(-1, -2)) & valid[1:] & valid[:-1]
+    out = []
+    for s, e in find_runs(same):
+        dur = float(times[e] - times[s])
+        if dur >= FROZEN_MIN_S:
+            out.append((s, e + 1, dur))
+    return out
