@@ -47,11 +47,6 @@ class JobOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def default_threads() -> int:
-    """Torch threads that leave one core to Blender's UI."""
-    return max(1, (os.cpu_count() or 2) - 1)
-
-
 def _call_reconstruct(
     tracking: TrackingSequence, opts: JobOptions, progress: Callable[[int, int], None], cancel: Any
 ) -> Motion:
@@ -65,6 +60,7 @@ def _call_reconstruct(
         "cancel": cancel,
         "body_height": opts.body_height,
         "num_threads": opts.num_threads,
+        "leave_core_free": True,
         **opts.extra,
     }
     params = inspect.signature(reconstruct).parameters
@@ -73,18 +69,42 @@ def _call_reconstruct(
     return reconstruct(tracking, **kwargs)
 
 
+class _Cancelled(Exception):
+    """Stand-in until ``kinest_core.inference`` imports (the default compute then reports why it cannot)."""
+
+
+class _CancelToken:
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+def _cancel_types() -> tuple[type, type[BaseException]]:
+    """The core's (CancelToken, Cancelled), so the core's own checks stop the worker."""
+    try:
+        from kinest_core.inference import Cancelled, CancelToken
+    except ImportError:
+        return _CancelToken, _Cancelled
+    return CancelToken, Cancelled
+
+
 class ReconstructJob:
     """One reconstruction on a worker thread. Only :meth:`poll` and friends run on the main thread."""
 
     def __init__(
         self, tracking: TrackingSequence, opts: JobOptions, compute: Callable[..., Motion] | None = None
     ) -> None:
-        from kinest_core.inference import CancelToken
-
+        token_type, self._cancelled_type = _cancel_types()
         self.tracking = tracking
         self.opts = opts
         self.compute = compute or _call_reconstruct
-        self.token = CancelToken()
+        self.token = token_type()
         self.messages: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.thread = threading.Thread(target=self._run, name=f"kinest-{opts.take}", daemon=True)
         self.state = RUNNING
@@ -103,17 +123,17 @@ class ReconstructJob:
         return self
 
     def _run(self) -> None:  # worker thread: no bpy here
-        from kinest_core.inference import Cancelled
+        cancelled_type = self._cancelled_type
 
         def progress(done: int, total: int) -> None:
             self.messages.put(("progress", (int(done), int(total))))
             if self.token.cancelled:
-                raise Cancelled()
+                raise cancelled_type()
 
         try:
             motion = self.compute(self.tracking, self.opts, progress, self.token)
             self.messages.put(("done", motion))
-        except Cancelled:
+        except (cancelled_type, _Cancelled):
             self.messages.put(("cancelled", None))
         except MemoryError:
             self.messages.put(("error", "Out of memory: reconstruct a shorter range, or choose the CPU device"))
@@ -165,7 +185,7 @@ def _error_text(exc: BaseException) -> str:
     if "CUDA" in text or "cuda" in text:
         return f"{text}. Choose the CPU device in the KineST panel"
     if isinstance(exc, FileNotFoundError):
-        return f"{text}. Set the Model field to a KineST .safetensors checkpoint, or clear it to use the bundled one"
+        return f"{text}. Set the Model field in the KineST panel to a KineST .safetensors checkpoint"
     return f"Reconstruction failed ({name}): {text}"
 
 
@@ -242,7 +262,7 @@ def start_job(context: bpy.types.Context, compute: Callable[..., Motion] | None 
             mode=settings.mode,
             device=settings.device,
             body_height=settings.body_height if settings.body_height > 0 else None,
-            num_threads=settings.threads or default_threads(),
+            num_threads=settings.threads or None,
             bone_names=settings.bone_names,
             frame_start=int(root.get("kinest_frame_start", 1)),
         )

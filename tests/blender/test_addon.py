@@ -1,0 +1,235 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The installed extension in real headless Blender: install, import, reconstruct, bake, cancel."""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+from kb_helpers import (
+    bpy,
+    has_inference,
+    mod,
+    recording_path,
+    scene_state,
+    synthetic_compute,
+    synthetic_motion,
+)
+
+
+def test_zip_holds_only_the_addon(built_zip):
+    names = set(zipfile.ZipFile(built_zip).namelist())
+    assert "blender_manifest.toml" in names and "__init__.py" in names
+    assert "kinest_blender/bake.py" in names
+    assert not [n for n in names if n.startswith(("tests/", "kinest_core/", "docs/")) or n.endswith("build.py")]
+    assert [n for n in names if n.startswith("wheels/")] == [n for n in names if n.startswith("wheels/kinest_core-")]
+
+
+def test_installed_operators_and_panel(addon):
+    for op in ("reconstruct", "cancel", "export_fbx", "export_bvh"):
+        assert hasattr(bpy.ops.kinest, op)
+    assert bpy.ops.import_scene.kinest_tracking.get_rna_type().identifier == "IMPORT_SCENE_OT_kinest_tracking"
+    assert hasattr(bpy.types, "KINEST_PT_main")
+    assert addon.__name__.startswith("bl_ext.user_default.kinest")
+
+
+def test_import_real_recording(clean):
+    from kinest_core.io import read_tracking
+
+    path = recording_path()
+    assert bpy.ops.import_scene.kinest_tracking(filepath=str(path)) == {"FINISHED"}
+    root = clean.scene.kinest.tracking
+    assert root is not None and root.get("kinest_role") == "tracking"
+    devices = {c["kinest_device"]: c for c in root.children}
+    assert set(devices) == {"head", "left_wrist", "right_wrist"}
+    ref = read_tracking(str(path))
+    action = devices["head"].animation_data.action
+    assert len(action.slots) == 3  # one slotted action for the three trackers
+    for c in devices.values():
+        assert c.animation_data.action == action
+    assert clean.scene.render.fps == 60
+    assert clean.scene.frame_end - clean.scene.frame_start + 1 == ref.num_frames
+    assert "frames at 60 fps" in root["kinest_detected"] and "format" in root["kinest_detected"]
+    back = mod("import_op").tracking_from_objects(root)
+    for name in ("head", "left_wrist", "right_wrist"):
+        np.testing.assert_allclose(getattr(back, name), getattr(ref, name), atol=2e-5)
+    np.testing.assert_array_equal(back.valid, ref.valid)
+
+
+def test_import_reports_unreadable_file(clean, tmp_path):
+    bad = tmp_path / "broken.csv"
+    bad.write_text("this,is,not\na,tracking,file\n")
+    with pytest.raises(RuntimeError, match="Could not import"):
+        bpy.ops.import_scene.kinest_tracking(filepath=str(bad))
+    assert not bpy.data.objects
+
+
+@pytest.mark.parametrize("preset", ["SMPL", "MIXAMO", "UNREAL"])
+def test_bake_matches_core_joint_positions(clean, preset):
+    bake = mod("bake")
+    motion = synthetic_motion(240)
+    obj = bake.bake_motion(clean, motion, "take", bone_names=preset)
+    names = bake.BONE_NAME_PRESETS[preset]
+    assert len(obj.data.bones) == 22 and {b.name for b in obj.data.bones} == set(names)
+    ad = obj.animation_data
+    assert ad.action is not None and ad.action_slot is not None and ad.action_slot.target_id_type == "OBJECT"
+    cb = ad.action.layers[0].strips[0].channelbag(ad.action_slot)
+    assert len(cb.fcurves) == 3 + 22 * 4
+    for fc in cb.fcurves:
+        co = np.empty(2 * len(fc.keyframe_points), dtype=np.float32)
+        fc.keyframe_points.foreach_get("co", co)
+        np.testing.assert_array_equal(co[0::2], np.arange(1, 241))  # a key on every frame
+    for name in names:
+        q = np.stack([_curve(cb, f'pose.bones["{name}"].rotation_quaternion', i) for i in range(4)], axis=-1)
+        assert (np.sum(q[1:] * q[:-1], axis=-1) > 0).all(), f"{name}: quaternion sign flips"
+    frames = [1, 37, 120, 199, 240]
+    pos = bake.armature_joint_positions(clean, obj, names, frames)
+    err = np.abs(pos - motion.joint_positions[np.array(frames) - 1]).max()
+    assert err < 1e-3, f"bone heads are {err * 1000:.2f} mm from the core's joints"
+    assert clean.scene.frame_start == 1 and clean.scene.frame_end == 240 and clean.scene.render.fps == 60
+
+
+def _curve(cb, path, index):
+    fc = cb.fcurves.find(path, index=index)
+    co = np.empty(2 * len(fc.keyframe_points), dtype=np.float32)
+    fc.keyframe_points.foreach_get("co", co)
+    return co[1::2]
+
+
+def test_rest_pose_rolls_are_mirror_symmetric(clean):
+    bake = mod("bake")
+    obj = bake.bake_motion(clean, synthetic_motion(10), "take")
+    bones = obj.data.bones
+    for left, right in (("left_shoulder", "right_shoulder"), ("left_hip", "right_hip"), ("left_foot", "right_foot")):
+        ml = np.array(bones[left].matrix_local.to_3x3())
+        mr = np.array(bones[right].matrix_local.to_3x3())
+        mirror = np.diag([-1.0, 1.0, 1.0])
+        # mirrored across X, a bone's Z axis (the roll) maps onto its partner's
+        np.testing.assert_allclose(mirror @ ml[:, 2], mr[:, 2], atol=1e-5)
+        np.testing.assert_allclose(mirror @ ml[:, 1], mr[:, 1], atol=1e-5)
+
+
+def test_rerun_replaces_own_results_only(clean):
+    bake = mod("bake")
+    bpy.ops.mesh.primitive_cube_add()
+    cube = clean.active_object
+    user_action = bpy.data.actions.new("UserAction")
+    user_action.use_fake_user = True
+    cube.animation_data_create().action = user_action
+    first = bake.bake_motion(clean, synthetic_motion(60), "take")
+    mesh_child = bpy.data.objects.new("UserChild", None)
+    clean.scene.collection.objects.link(mesh_child)
+    mesh_child.parent = first
+    second = bake.bake_motion(clean, synthetic_motion(90), "take", bone_names="MIXAMO")
+    assert second == first  # the object stays (the user's parenting survives)
+    assert mesh_child.parent == second
+    kinest_actions = [a for a in bpy.data.actions if a.get("kinest_take") == "take"]
+    assert len(kinest_actions) == 1 and kinest_actions[0].frame_range[1] == 90
+    assert cube.animation_data.action == user_action and "UserAction" in bpy.data.actions
+    assert len([o for o in bpy.data.objects if o.type == "ARMATURE"]) == 1
+
+
+def test_reconstruct_through_the_timer_steps(clean, checkpoint):
+    """The modal operator's path: start the worker, then the steps the timer would run."""
+    rec = mod("reconstruct_op")
+    assert bpy.ops.import_scene.kinest_tracking(filepath=str(recording_path())) == {"FINISHED"}
+    frames = clean.scene.frame_end
+    clean.scene.kinest.model_path = str(checkpoint)
+    compute = None if has_inference() else synthetic_compute()
+    job = rec.start_job(clean, compute=compute)
+    progress = clean.window_manager.kinest_progress
+    assert progress.running and progress.total == frames
+    seen = []
+    while (state := rec.step(clean, job)) == rec.RUNNING:
+        seen.append(progress.done)
+        job.wait(0.02)
+    assert state == rec.FINISHED, progress.message
+    assert not progress.running and "Baked" in progress.message and "fps" in progress.last_result
+    arm = next(o for o in bpy.data.objects if o.type == "ARMATURE")
+    assert len(arm.data.bones) == 22
+    assert arm.animation_data.action.frame_range[1] == job.motion.num_frames
+    pos = mod("bake").armature_joint_positions(clean, arm, mod("bake").BONE_NAME_PRESETS["SMPL"], [1, frames])
+    np.testing.assert_allclose(pos, job.motion.joint_positions[[0, frames - 1]], atol=1e-3)
+
+
+@pytest.mark.skipif(not has_inference(), reason="kinest_core.inference has not landed")
+def test_online_mode_reports_progress(clean, checkpoint):
+    rec = mod("reconstruct_op")
+    path = recording_path().parent / "km_moore_cross_domain23_first300.csv"
+    if not path.exists():
+        pytest.skip("short VR fixture absent")
+    assert bpy.ops.import_scene.kinest_tracking(filepath=str(path)) == {"FINISHED"}
+    clean.scene.kinest.model_path = str(checkpoint)
+    clean.scene.kinest.mode = "online"
+    job = rec.start_job(clean)
+    seen = set()
+    while (state := rec.step(clean, job)) == rec.RUNNING:
+        seen.add(clean.window_manager.kinest_progress.done)
+        job.wait(0.01)
+    assert state == rec.FINISHED, clean.window_manager.kinest_progress.message
+    assert job.motion.info.get("mode") == "online"
+    assert len(seen) >= 2, "progress should move while the worker runs"
+
+
+def test_cancel_leaves_the_scene_as_it_was(clean):
+    rec = mod("reconstruct_op")
+    assert bpy.ops.import_scene.kinest_tracking(filepath=str(recording_path())) == {"FINISHED"}
+    before = scene_state()
+    job = rec.start_job(clean, compute=synthetic_compute(delay=0.05))
+    rec.step(clean, job)
+    assert bpy.ops.kinest.cancel() == {"FINISHED"}
+    state = rec.step(clean, job)
+    assert state == rec.CANCELLED
+    job.wait(5.0)
+    assert not job.thread.is_alive()
+    assert scene_state() == before
+    assert not rec.active_jobs() and not clean.window_manager.kinest_progress.running
+
+
+def test_loading_a_file_cancels_and_drops_the_result(clean):
+    rec = mod("reconstruct_op")
+    assert bpy.ops.import_scene.kinest_tracking(filepath=str(recording_path())) == {"FINISHED"}
+    job = rec.start_job(clean, compute=synthetic_compute(delay=0.05))
+    bpy.ops.wm.read_homefile(use_empty=True)  # load_pre fires
+    assert job.token.cancelled and job.abandoned
+    assert rec.step(bpy.context, job) == rec.CANCELLED
+    assert not bpy.data.objects
+
+
+def test_worker_error_becomes_a_report(clean):
+    rec = mod("reconstruct_op")
+    assert bpy.ops.import_scene.kinest_tracking(filepath=str(recording_path())) == {"FINISHED"}
+
+    def broken(tracking, opts, progress, cancel):
+        raise RuntimeError("CUDA error: out of memory")
+
+    job = rec.start_job(clean, compute=broken)
+    assert rec.run_to_end(clean, job) == rec.FAILED
+    assert "Choose the CPU device" in clean.window_manager.kinest_progress.message
+
+
+def test_reconstruct_without_tracking_says_what_to_do(clean):
+    with pytest.raises(RuntimeError, match="import a recording"):
+        bpy.ops.kinest.reconstruct()
+
+
+def test_missing_model_file_says_what_to_do(clean):
+    assert bpy.ops.import_scene.kinest_tracking(filepath=str(recording_path())) == {"FINISHED"}
+    clean.scene.kinest.model_path = "/nonexistent/model.safetensors"
+    with pytest.raises(RuntimeError, match="pick a KineST .safetensors checkpoint"):
+        bpy.ops.kinest.reconstruct()
+
+
+@pytest.mark.skipif(not has_inference(), reason="kinest_core.inference has not landed")
+def test_reconstruct_operator_runs_to_the_end_in_background(clean, checkpoint):
+    assert bpy.app.background
+    assert bpy.ops.import_scene.kinest_tracking(filepath=str(recording_path())) == {"FINISHED"}
+    clean.scene.kinest.model_path = str(checkpoint)
+    assert bpy.ops.kinest.reconstruct() == {"FINISHED"}
+    arm = next(o for o in bpy.data.objects if o.type == "ARMATURE")
+    assert len(arm.data.bones) == 22
+    n = clean.scene.frame_end - clean.scene.frame_start + 1
+    assert arm.animation_data.action.frame_range[1] == n
+    assert bpy.ops.kinest.reconstruct() == {"FINISHED"}  # again: replaces its own results
+    assert len([a for a in bpy.data.actions if a.name.startswith("KineST_") and "tracking" not in a.name]) == 1
