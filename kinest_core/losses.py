@@ -1,0 +1,79 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The KineST training loss: local 6D rotations, root orientation, geometric angular velocity, optional FK.
+
+Why the angular-velocity term: a per-frame rotation loss alone lets predictions shake
+around the right pose; comparing the frame-to-frame rotation change (the so(3) log of
+``R_{t+1} R_t^T``) with L1 is what keeps jitter low (the paper's main loss idea).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from kinest_core import rotations_torch as trot
+from kinest_core.skeleton import NUM_JOINTS, forward_kinematics_torch
+
+
+@dataclass
+class LossConfig:
+    """Weights of the loss terms (0 switches a term off)."""
+
+    rotation: float = 1.0  # L2 on all 22 local 6D rotations (joint 0 global)
+    root: float = 0.02  # extra L2 on the pelvis (global) 6D orientation
+    angular_velocity: float = 1.0  # L1 on so3_log(R_{t+1} R_t^T) per joint
+    fk_position: float = 0.0  # L1 (m) on joint positions from FK relative to the pelvis (needs rest offsets)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LossConfig:
+        return cls(**{k: float(v) for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def angular_velocity(rotations: Tensor) -> Tensor:
+    """(..., F, J, 3, 3) rotation matrices -> (..., F-1, J, 3) axis-angle of ``R_{t+1} R_t^T``."""
+    rel = rotations[..., 1:, :, :, :] @ rotations[..., :-1, :, :, :].transpose(-1, -2)
+    return trot.matrix_to_axis_angle(rel)
+
+
+def kinest_loss(
+    pred: Tensor,
+    target: Tensor,
+    config: LossConfig | None = None,
+    rest_offsets: Tensor | None = None,
+) -> tuple[Tensor, dict[str, float]]:
+    """Total loss and its parts.
+
+    ``pred``/``target``: (batch, frames, 132) local 6D rotations in SMPL joint order;
+    ``rest_offsets``: (batch, 22, 3) the bodies, needed only when ``fk_position`` > 0.
+    """
+    cfg = config or LossConfig()
+    b, f, _ = pred.shape
+    p6 = pred.reshape(b, f, NUM_JOINTS, 6)
+    t6 = target.reshape(b, f, NUM_JOINTS, 6)
+    parts: dict[str, Tensor] = {}
+    if cfg.rotation:
+        parts["rotation"] = ((p6 - t6) ** 2).mean()
+    if cfg.root:
+        parts["root"] = ((p6[:, :, 0] - t6[:, :, 0]) ** 2).mean()
+    need_mats = bool(cfg.angular_velocity) or bool(cfg.fk_position)
+    if need_mats:
+        pm = trot.sixd_to_matrix(p6)
+        tm = trot.sixd_to_matrix(t6)
+        if cfg.angular_velocity and f > 1:
+            parts["angular_velocity"] = (angular_velocity(pm) - angular_velocity(tm)).abs().mean()
+        if cfg.fk_position:
+            if rest_offsets is None:
+                raise ValueError("the FK position loss needs rest_offsets (batch, 22, 3)")
+            off = rest_offsets[:, None].expand(b, f, NUM_JOINTS, 3)
+            _, pp = forward_kinematics_torch(pm, off)
+            _, tp = forward_kinematics_torch(tm, off)
+            parts["fk_position"] = (pp - tp).abs().sum(-1).mean()
+    weights = cfg.to_dict()
+    total = sum((weights[k] * v for k, v in parts.items()), torch.zeros((), device=pred.device, dtype=pred.dtype))
+    return total, {k: float(v.detach()) for k, v in parts.items()}

@@ -1,0 +1,69 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Loss terms: zero at the target, the weights, the geometric angular velocity, gradients."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from kinest_core import rotations_torch as trot
+from kinest_core.losses import LossConfig, angular_velocity, kinest_loss
+from kinest_core.skeleton import Skeleton
+
+
+def _random_6d(b: int, f: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    aa = torch.randn(b, f, 22, 3, generator=g, dtype=torch.float64) * 0.3
+    return trot.matrix_to_6d(trot.axis_angle_to_matrix(aa)).reshape(b, f, 132)
+
+
+def test_zero_at_target() -> None:
+    t = _random_6d(2, 8)
+    rest = torch.tensor(Skeleton.neutral().rest_offsets).expand(2, 22, 3)
+    total, parts = kinest_loss(t.clone(), t, LossConfig(fk_position=1.0), rest)
+    assert float(total) == pytest.approx(0.0, abs=1e-7)
+    assert set(parts) == {"rotation", "root", "angular_velocity", "fk_position"}
+
+
+def test_weights_and_parts() -> None:
+    t = _random_6d(1, 4)
+    p = t.clone()
+    p[..., 0] += 0.1  # pelvis 6D first component off by 0.1 in every frame
+    total, parts = kinest_loss(p, t, LossConfig(rotation=1.0, root=0.02, angular_velocity=0.0))
+    assert parts["rotation"] == pytest.approx(0.01 / 132)
+    assert parts["root"] == pytest.approx(0.01 / 6)
+    assert float(total) == pytest.approx(0.01 / 132 + 0.02 * 0.01 / 6)
+
+
+def test_angular_velocity_of_a_steady_turn() -> None:
+    angles = torch.arange(5, dtype=torch.float64) * 0.1
+    aa = torch.zeros(5, 1, 3, dtype=torch.float64)
+    aa[:, 0, 2] = angles
+    w = angular_velocity(trot.axis_angle_to_matrix(aa))
+    assert torch.allclose(w[:, 0], torch.tensor([0.0, 0.0, 0.1], dtype=torch.float64).expand(4, 3))
+    # a constant offset of the whole sequence leaves the angular velocity loss at zero
+    t = _random_6d(1, 6)
+    tm = trot.sixd_to_matrix(t.reshape(1, 6, 22, 6))
+    offset = trot.axis_angle_to_matrix(torch.tensor([0.0, 0.0, 0.2], dtype=torch.float64))
+    p = trot.matrix_to_6d(tm @ offset).reshape(1, 6, 132)
+    _, parts = kinest_loss(p, t, LossConfig(rotation=0.0, root=0.0, angular_velocity=1.0))
+    assert parts["angular_velocity"] == pytest.approx(0.0, abs=1e-6)
+    # jitter (alternating offset) is punished
+    sign = torch.tensor([1.0, -1.0, 1.0, -1.0, 1.0, -1.0], dtype=torch.float64)[None, :, None, None, None]
+    shake = trot.axis_angle_to_matrix(torch.tensor([0.0, 0.0, 0.05], dtype=torch.float64) * sign[..., 0])
+    p = trot.matrix_to_6d(tm @ shake).reshape(1, 6, 132)
+    _, parts = kinest_loss(p, t, LossConfig(rotation=0.0, root=0.0, angular_velocity=1.0))
+    assert parts["angular_velocity"] > 0.01
+
+
+def test_gradients_are_finite_at_the_target() -> None:
+    t = _random_6d(2, 5).float()
+    p = t.clone().requires_grad_(True)
+    total, _ = kinest_loss(
+        p, t, LossConfig(fk_position=1.0), torch.tensor(Skeleton.neutral().rest_offsets).float().expand(2, 22, 3)
+    )
+    total.backward()
+    assert p.grad is not None and torch.isfinite(p.grad).all()
+    assert not math.isnan(float(total.detach()))
