@@ -12,9 +12,9 @@ from numpy.typing import NDArray
 
 from kinest_core.io.bsor import BSOR_MAGIC, read_bsor
 from kinest_core.io.bvh_reader import read_bvh_tracking
-from kinest_core.io.calibration import Calibration, apply_calibration, detect_family
+from kinest_core.io.calibration import DEVICE_FAMILIES, Calibration, apply_calibration, detect_family
 from kinest_core.io.conventions import PRESETS, UNIT_CHOICES, UNIT_SCALES, Convention, get_convention, to_world
-from kinest_core.io.csv_reader import read_csv_tracking
+from kinest_core.io.csv_reader import TIME_UNITS, classify_column, read_csv_tracking
 from kinest_core.io.errors import TrackingFileError
 from kinest_core.io.raw import RawTracking, check_size
 from kinest_core.io.resample import clean_times, find_runs, resample_device
@@ -332,6 +332,7 @@ def read_tracking(
     Raises :class:`TrackingFileError` for input that cannot be read.
     """
     p = os.fspath(path)
+    _check_options(format, convention, units, quat_order, columns, calibration, resample_fps, time_units)
     try:
         fmt = detect_format(p, format)
         if fmt == "npz":
@@ -358,8 +359,47 @@ def read_tracking(
         )
     except TrackingFileError:
         raise
-    except (MemoryError, RecursionError) as exc:  # pragma: no cover - defensive
-        raise TrackingFileError(p, f"too large or deeply nested to read ({type(exc).__name__})") from exc
+    except MemoryError as exc:
+        raise TrackingFileError(p, "too large to read in memory", hint="split the recording") from exc
+    except Exception as exc:  # a safety net: the user gets one clear error, never a traceback
+        raise TrackingFileError(
+            p,
+            f"unexpected problem while reading ({type(exc).__name__}: {exc})",
+            hint="the file may be damaged; please report it with the file if it looks fine",
+        ) from exc
+
+
+def _check_options(
+    format: str | None,
+    convention: str | Convention | None,
+    units: str | None,
+    quat_order: str | None,
+    columns: dict[str, str] | None,
+    calibration: Calibration | str | None,
+    resample_fps: float | None,
+    time_units: str | None,
+) -> None:
+    """Option mistakes are the caller's, not the file's: plain ValueError before any reading."""
+    if format not in (None, *FORMATS):
+        raise ValueError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+    if convention is not None and convention != "auto":
+        get_convention(convention)
+    if units not in (None, *UNIT_CHOICES):
+        raise ValueError(f"unknown units {units!r}; choose one of {', '.join(UNIT_CHOICES)}")
+    if quat_order not in (None, *QUAT_ORDERS):
+        raise ValueError(f"unknown quat_order {quat_order!r}; choose one of {', '.join(QUAT_ORDERS)}")
+    if time_units not in (None, "auto", *TIME_UNITS):
+        raise ValueError(f"unknown time_units {time_units!r}; choose auto, s, ms, us or ns")
+    if isinstance(calibration, str) and calibration not in DEVICE_FAMILIES:
+        raise ValueError(f"unknown calibration {calibration!r}; choose one of {', '.join(DEVICE_FAMILIES)}")
+    if resample_fps is not None and not 1.0 <= float(resample_fps) <= 1000.0:
+        raise ValueError(f"resample_fps {resample_fps} is outside 1-1000")
+    for canon in columns or {}:
+        if canon != "time" and classify_column(canon) is None:
+            raise ValueError(
+                f"columns: {canon!r} is not a canonical name; use time, <dev>_pos_<x|y|z>, <dev>_rot_<w|x|y|z> "
+                "with dev in head, left, right"
+            )
 
 
 def sequence_from_raw(
