@@ -601,6 +601,7 @@ def convert_folder(
         if (
             entry
             and entry.get("mtime") == os.path.getmtime(path)
+            and entry.get("version") == CONVERTER_VERSION
             and all(os.path.exists(os.path.join(cache_dir, n)) for n in entry["files"])
         ):
             out.extend(os.path.join(cache_dir, n) for n in entry["files"])
