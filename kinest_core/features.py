@@ -66,3 +66,23 @@ def features_from_transforms(transforms: NDArray) -> NDArray[np.float32]:
     """(frames, 3, 4, 4) world matrices of head, left wrist, right wrist -> (frames, 54)."""
     t = np.asarray(transforms, dtype=np.float64)
     return tracking_features(t[..., :3, :3], t[..., :3, 3])
+
+
+def canonicalize_positions(positions: NDArray) -> NDArray[np.float64]:
+    """Shift a window horizontally so the head's mean x, y over its frames is 0 (z kept).
+
+    The model then sees where the hands are relative to the head and how high everything
+    is above the floor, but not where in the room the performer stands.
+    ``positions``: (..., frames, 3, 3) with device 0 the head.
+    """
+    p = np.array(positions, dtype=np.float64, copy=True)
+    shift = p[..., :, 0, :2].mean(axis=-2)  # (..., 2)
+    p[..., :2] -= shift[..., None, None, :]
+    return p
+
+
+def canonicalize_positions_torch(positions: Tensor) -> Tensor:
+    """Torch twin of :func:`canonicalize_positions`."""
+    shift = positions[..., :, 0, :2].mean(dim=-2)
+    zero = torch.zeros_like(shift[..., :1])
+    return positions - torch.cat([shift, zero], dim=-1)[..., None, None, :]

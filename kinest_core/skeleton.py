@@ -54,11 +54,12 @@ LOWER_BODY_JOINTS = (0, 1, 2, 4, 5, 7, 8, 10, 11)
 #: Left/right partner of every joint (itself on the spine), for mirroring.
 MIRROR_JOINTS: tuple[int, ...] = (0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10, 12, 14, 13, 15, 17, 16, 19, 18, 21, 20)
 
-#: Unidirectional kinematics scanning order: right arm -> neck/head, left arm -> spine ->
-#: pelvis -> left leg, then the right leg. Each entry of UKS_CHAIN_STARTS begins a new
-#: chain (its predecessor need not be adjacent in the tree).
+#: Unidirectional kinematics scanning order (the paper's): right arm, then head -> neck,
+#: then left arm -> spine -> pelvis -> left leg, then the right leg. Each entry of
+#: UKS_CHAIN_STARTS begins a new chain (its predecessor need not be adjacent in the tree):
+#: the tracked end effectors (both wrists, the head) and the second leg.
 UKS_ORDER: tuple[int, ...] = (21, 19, 17, 14, 15, 12, 20, 18, 16, 13, 9, 6, 3, 0, 1, 4, 7, 10, 2, 5, 8, 11)
-UKS_CHAIN_STARTS: tuple[int, ...] = (21, 20, 2)
+UKS_CHAIN_STARTS: tuple[int, ...] = (21, 15, 20, 2)
 
 # SMPL neutral joint layout (metres, SMPL's own Y-up frame, facing +Z), symmetrised.
 _SMPL_YUP_JOINTS = np.array(

@@ -1,0 +1,118 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Speed measurements shared by ``kinest bench`` and ``benchmarks/run.py``.
+
+Machines here are noisy, so every figure that matters is a ratio against a baseline
+measured in the same process, and every timing is the best of a few repeats.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from kinest_core.inference import InferenceStats, reconstruct
+from kinest_core.model import KineST, KineSTConfig
+from kinest_core.model.ssd import Mamba2, ssd_chunked, ssd_chunked_reference, ssd_recurrent
+from kinest_core.skeleton import Skeleton, forward_kinematics
+from kinest_core.types import TrackingSequence
+
+
+def best_time(fn: Callable[[], Any], repeats: int = 3) -> float:
+    """Best wall time of ``repeats`` calls after one warm-up (seconds)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def synthetic_tracking(frames: int, seed: int = 0, noise: float = 0.002) -> TrackingSequence:
+    """A plausible moving performer (swaying head, waving hands) for timing only."""
+    rng = np.random.default_rng(seed)
+    sk = Skeleton.neutral(1.75)
+    local = np.tile(np.eye(3), (frames, 22, 1, 1))
+    glob, pos = forward_kinematics(local, sk.rest_offsets)
+    t = np.arange(frames) / 60.0
+    mats = []
+    for j, phase in ((15, 0.0), (20, 1.0), (21, 2.0)):
+        m = np.tile(np.eye(4), (frames, 1, 1))
+        m[:, :3, :3] = glob[:, j]
+        sway = np.stack([0.2 * np.sin(t + phase), 0.1 * np.cos(0.7 * t + phase), 0.05 * np.sin(2 * t)], axis=-1)
+        m[:, :3, 3] = pos[:, j] + sway + noise * rng.standard_normal((frames, 3))
+        mats.append(m)
+    return TrackingSequence(t, mats[0], mats[1], mats[2], np.ones((frames, 3), dtype=bool))
+
+
+def bench_inference(model: KineST, frames: int = 1800, online_stride: int = 8, repeats: int = 2) -> dict[str, float]:
+    """Offline and online throughput on a synthetic take, and ms per window at batch 1."""
+    tracking = synthetic_tracking(frames)
+    out: dict[str, float] = {}
+    for mode, kw in (("offline", {}), ("online", {"stride": online_stride})):
+        stats = InferenceStats()
+        sec = best_time(lambda: reconstruct(tracking, model=model, mode=mode, device="cpu", stats=stats, **kw), repeats)  # noqa: B023
+        out[f"{mode}_fps"] = frames / sec
+        out[f"{mode}_realtime"] = frames / sec / 60.0
+    out["online_stride"] = float(online_stride)
+    x = torch.randn(1, model.config.window, model.config.input_dim)
+    with torch.inference_mode():
+        out["ms_per_window_batch1"] = 1000 * best_time(lambda: model(x), repeats + 1)
+    return out
+
+
+def bench_scan(length: int = 960, batch: int = 4, repeats: int = 2) -> dict[str, float]:
+    """The fast chunked SSD against the naive step loop (forward, SKFM-sized heads)."""
+    g = torch.Generator().manual_seed(0)
+    h, p, n = 8, 16, 16
+    x = torch.randn(batch, length, h, p, generator=g)
+    dt = torch.rand(batch, length, h, generator=g) * 0.1
+    A = -torch.rand(h, generator=g) * 4
+    B = torch.randn(batch, length, 1, n, generator=g)
+    C = torch.randn(batch, length, 1, n, generator=g)
+    with torch.inference_mode():
+        naive = best_time(lambda: ssd_recurrent(x, dt, A, B, C), 1)
+        fast = best_time(lambda: ssd_chunked(x, dt, A, B, C, chunk_size=16), repeats)
+    return {"scan_naive_ms": naive * 1000, "scan_fast_ms": fast * 1000, "scan_speedup_vs_naive": naive / fast}
+
+
+def bench_skfm_training_scan(batch: int = 8, repeats: int = 2) -> dict[str, float]:
+    """Forward + backward of one SKFM Mamba-2 (width 64, 96 frames x 22 joints): reference vs fast."""
+    torch.manual_seed(0)
+    layer = Mamba2(64, d_state=16, headdim=16, chunk_size=16)
+    u = torch.randn(batch, 96 * 22, 64)
+
+    def step(scan: str, chunk: int) -> None:
+        layer.scan, layer.chunk_size = scan, chunk
+        layer.zero_grad(set_to_none=True)
+        layer(u).square().mean().backward()
+
+    ref = best_time(lambda: step("reference", 64), repeats)
+    fast = best_time(lambda: step("fast", 16), repeats)
+    return {
+        "skfm_train_scan_reference_ms": ref * 1000,
+        "skfm_train_scan_fast_ms": fast * 1000,
+        "skfm_train_scan_speedup": ref / fast,
+        "skfm_train_batch": float(batch),
+    }
+
+
+def run_all(model: KineST | None = None, quick: bool = False) -> dict[str, Any]:
+    """Every benchmark, as one flat dict of numbers (the keys ``benchmarks/run.py`` reuses)."""
+    if model is None:
+        model = KineST(KineSTConfig()).eval()
+    res: dict[str, Any] = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "parameters": model.num_parameters(),
+    }
+    res.update(bench_inference(model, frames=600 if quick else 1800, repeats=1 if quick else 2))
+    res.update(bench_scan(length=480 if quick else 960))
+    res.update(bench_skfm_training_scan(batch=2 if quick else 8, repeats=1 if quick else 2))
+    return res

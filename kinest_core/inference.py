@@ -1,0 +1,286 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Tracking sequence -> full-body motion, in three modes.
+
+- ``protocol``: the paper's evaluation: non-overlapping windows, the last one re-aligned
+  to end on the last frame.
+- ``offline`` (default): overlapping windows whose predictions are blended across the
+  overlap in rotation space (weighted quaternion mean), so window seams do not pop.
+- ``online``: causal; every frame comes from a window that ends at it (``stride`` > 1 runs
+  a window every ``stride`` frames and takes its last ``stride`` frames: faster, with up to
+  ``stride - 1`` frames of extra latency).
+
+Sequences shorter than a window are padded at the start by repeating the first frame
+(the performer held still before the recording), and the padding is dropped again.
+The root is not predicted: the body is placed so its head joint lands on the tracked head.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from kinest_core import rotations as rot
+from kinest_core import rotations_torch as trot
+from kinest_core.features import canonicalize_positions, tracking_features
+from kinest_core.model import KineST, default_checkpoint_path, load_checkpoint
+from kinest_core.skeleton import HEAD, NUM_JOINTS, Skeleton, forward_kinematics
+from kinest_core.types import Motion, TrackingSequence
+
+MODES = ("offline", "online", "protocol")
+ProgressFn = Callable[[int, int], None]
+
+
+class Cancelled(Exception):
+    """Raised inside :func:`reconstruct` when its :class:`CancelToken` was set."""
+
+
+class CancelToken:
+    """Thread-safe flag a GUI sets to stop a running reconstruction between batches."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass
+class InferenceStats:
+    """How a reconstruction ran: device, threads, windows and speed."""
+
+    device: str = "cpu"
+    threads: int = 1
+    windows: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def realtime_factor(self) -> float:
+        """How many times faster than the 60 fps recording plays."""
+        return self.frames_per_second / 60.0
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but this PyTorch sees no CUDA GPU; use 'cpu' or 'auto'")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return torch.device(device)
+
+
+_MODEL_CACHE: dict[tuple[str, str], tuple[KineST, dict[str, Any]]] = {}
+
+
+def load_model(checkpoint: str | os.PathLike[str] | None = None, device: str = "auto") -> tuple[KineST, dict[str, Any]]:
+    """The model of ``checkpoint`` (default: the shipped one), cached per path and device."""
+    dev = resolve_device(device)
+    path = Path(checkpoint) if checkpoint is not None else default_checkpoint_path()
+    if path is None:
+        raise FileNotFoundError(
+            "no trained checkpoint is installed with kinest_core; pass one with --checkpoint (NAME.safetensors + NAME.json)"
+        )
+    key = (str(Path(path).resolve()), str(dev))
+    if key not in _MODEL_CACHE:
+        _MODEL_CACHE[key] = load_checkpoint(path, device=dev)
+    return _MODEL_CACHE[key]
+
+
+def window_starts(num_frames: int, window: int, mode: str, overlap: int = 32, stride: int = 1) -> list[int]:
+    """Start frames of the windows each mode runs (``num_frames >= window``)."""
+    last = num_frames - window
+    if mode == "protocol":
+        starts = list(range(0, last + 1, window))
+    elif mode == "offline":
+        step = max(1, window - overlap)
+        starts = list(range(0, last + 1, step))
+    elif mode == "online":
+        # Windows end at frames window-1+k*stride, ..., and at the last frame.
+        starts = list(range(0, last + 1, max(1, stride)))
+    else:
+        raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+    if starts[-1] != last:
+        starts.append(last)
+    return starts
+
+
+def _blend_weights(window: int, overlap: int) -> NDArray[np.float64]:
+    """Per-frame weights inside a window: ramps over the overlap at each end, 1 in the middle."""
+    w = np.ones(window)
+    if overlap > 0:
+        x = (np.arange(overlap) + 0.5) / overlap
+        ramp = x**3 * (x * (6 * x - 15) + 10)  # smootherstep: no kink in velocity or acceleration
+        w[:overlap] = ramp
+        w[-overlap:] = ramp[::-1]
+    return w
+
+
+def reconstruct(
+    tracking: TrackingSequence,
+    model: KineST | str | os.PathLike[str] | None = None,
+    mode: str = "offline",
+    device: str = "auto",
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    body_height: float | None = None,
+    skeleton: Skeleton | None = None,
+    num_threads: int | None = None,
+    leave_core_free: bool = False,
+    batch_size: int = 16,
+    overlap: int = 32,
+    stride: int = 1,
+    stats: InferenceStats | None = None,
+) -> Motion:
+    """Reconstruct full-body motion from head and wrist joint tracking (60 fps, Z-up metres).
+
+    ``progress(done_frames, total_frames)`` is called after every batch; ``cancel`` is checked
+    between batches and raises :class:`Cancelled`. ``num_threads`` caps torch's CPU threads
+    for this call (``leave_core_free`` caps them at cores - 1 so a GUI stays responsive).
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+    n = tracking.num_frames
+    if n < 1:
+        raise ValueError("the tracking sequence has no frames")
+    dev = resolve_device(device)
+    if model is None or isinstance(model, (str, os.PathLike)):
+        net, meta = load_model(model, device=str(dev))
+    else:
+        net, meta = model, {}
+        net = net.to(dev).eval()
+    window = net.config.window
+    if skeleton is None:
+        height = body_height or float(tracking.info.get("body_height_m") or 0.0) or 1.75
+        skeleton = Skeleton.neutral(height)
+
+    threads_before = torch.get_num_threads()
+    if dev.type == "cpu":
+        cap = num_threads or threads_before
+        if leave_core_free:
+            cap = min(cap, max(1, (os.cpu_count() or 2) - 1))
+        torch.set_num_threads(max(1, cap))
+    t0 = time.perf_counter()
+    try:
+        local = _predict(net, tracking, mode, dev, window, progress, cancel, batch_size, overlap, stride, stats)
+    finally:
+        if dev.type == "cpu":
+            torch.set_num_threads(threads_before)
+    seconds = time.perf_counter() - t0
+
+    _, fk_pos = forward_kinematics(local, skeleton.rest_offsets)
+    root_translation = tracking.head[:, :3, 3] - fk_pos[:, HEAD]
+    joint_positions = fk_pos + root_translation[:, None, :]
+    quats = rot.quat_make_continuous(rot.matrix_to_quat(local), axis=0)
+    info = {
+        "mode": mode,
+        "device": str(dev),
+        "threads": torch.get_num_threads() if dev.type == "cpu" else None,
+        "seconds": seconds,
+        "frames_per_second": n / seconds if seconds > 0 else None,
+        "body_height_m": skeleton.height,
+        "checkpoint": meta.get("name") or meta.get("checkpoint"),
+    }
+    if stats is not None:
+        stats.device, stats.frames, stats.seconds = str(dev), n, seconds
+    return Motion(
+        local_rotations=quats,
+        root_translation=root_translation,
+        joint_positions=joint_positions,
+        rest_offsets=skeleton.rest_offsets.copy(),
+        fps=tracking.fps,
+        info=info,
+    )
+
+
+def _predict(
+    net: KineST,
+    tracking: TrackingSequence,
+    mode: str,
+    dev: torch.device,
+    window: int,
+    progress: ProgressFn | None,
+    cancel: CancelToken | None,
+    batch_size: int,
+    overlap: int,
+    stride: int,
+    stats: InferenceStats | None,
+) -> NDArray[np.float64]:
+    """Local rotation matrices (frames, 22, 3, 3) for every tracked frame."""
+    n = tracking.num_frames
+    t = tracking.transforms()  # (n, 3, 4, 4)
+    # Online: every frame needs a window that ends at it, so pad a whole window's worth.
+    pad = window - 1 if mode == "online" else max(0, window - n)
+    if pad:
+        t = np.concatenate([np.repeat(t[:1], pad, axis=0), t], axis=0)
+    total = t.shape[0]
+    rots, poss = t[..., :3, :3], t[..., :3, 3]
+    overlap = min(overlap, window // 2)
+    starts = window_starts(total, window, mode, overlap=overlap, stride=stride)
+    if stats is not None:
+        stats.windows = len(starts)
+
+    quat_sum = np.zeros((total, NUM_JOINTS, 4))
+    weight_sum = np.zeros(total)
+    out_mats = np.zeros((total, NUM_JOINTS, 3, 3))
+    next_unfilled = 0
+    ref_quat = None
+    blend_w = _blend_weights(window, overlap)
+    done = 0
+    for b0 in range(0, len(starts), batch_size):
+        if cancel is not None and cancel.cancelled:
+            raise Cancelled("reconstruction cancelled")
+        batch = starts[b0 : b0 + batch_size]
+        feats = np.stack(
+            [tracking_features(rots[s : s + window], canonicalize_positions(poss[s : s + window])) for s in batch]
+        )
+        with torch.inference_mode():
+            out = net(torch.from_numpy(feats).to(dev))
+            mats = trot.sixd_to_matrix(out.reshape(len(batch), window, NUM_JOINTS, 6).double()).cpu().numpy()
+        for i, s in enumerate(batch):
+            if mode == "offline":
+                q = rot.matrix_to_quat(mats[i])  # (window, 22, 4)
+                if ref_quat is None:
+                    ref_quat = q[0]
+                # Align signs with what is already accumulated (or the first frame) before averaging.
+                acc = quat_sum[s : s + window]
+                ref = np.where(np.linalg.norm(acc, axis=-1, keepdims=True) > 0, acc, ref_quat[None])
+                q = np.where(np.sum(q * ref, axis=-1, keepdims=True) < 0, -q, q)
+                w = blend_w.copy()
+                if s == 0:
+                    w[:overlap] = 1.0
+                if s + window == total:
+                    w[-overlap:] = np.maximum(w[-overlap:], 1e-3)
+                quat_sum[s : s + window] += q * w[:, None, None]
+                weight_sum[s : s + window] += w
+            elif mode == "protocol":
+                out_mats[s : s + window] = mats[i]
+            else:  # online: the frames this window is the first to reach, all at its end
+                end = s + window
+                out_mats[next_unfilled:end] = mats[i][next_unfilled - s :]
+                next_unfilled = end
+        done = batch[-1] + window - pad
+        if progress is not None:
+            progress(max(0, min(done, n)), n)
+    if mode == "offline":
+        q = quat_sum / np.linalg.norm(quat_sum, axis=-1, keepdims=True)
+        out_mats = rot.quat_to_matrix(q)
+    return out_mats[pad:]
