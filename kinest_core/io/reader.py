@@ -45,6 +45,9 @@ WARNING_CODES: tuple[str, ...] = (
 )
 
 
+_GUESSED = "data (up axis from head above hands); handedness assumed right (OpenXR)"
+
+
 @dataclass
 class DevicePoses:
     """Device (not joint) world poses at the original samples, after units and axes."""
@@ -231,7 +234,7 @@ def poses_from_raw(
             conv_from = f"{fmt} format"
         else:
             conv = _auto_convention(pos_src, valid)
-            conv_from = "data (up axis from head above hands); handedness assumed right (OpenXR)"
+            conv_from = _GUESSED
     else:
         conv = get_convention(convention)
     info["convention"] = conv.name
@@ -243,7 +246,8 @@ def poses_from_raw(
 
     # --- units ---
     pos_up = np.einsum("ab,ndb->nda", conv.matrix, pos_src)
-    prior = raw.units or conv.units
+    # a guessed convention says nothing about units; a chosen or format-given one does
+    prior = raw.units or (conv.units if conv_from != _GUESSED else None)
     detected, how, plausible = detect_units(pos_up, valid, prior)
     if un == "auto":
         unit = detected

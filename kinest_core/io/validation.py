@@ -7,11 +7,17 @@ Every threshold is a property of people or headsets, not of the test files:
   a head above the floor sits 0.8-2.3 m up (checked in :mod:`kinest_core.io.units`)
 - speed: the head rarely moves faster than a jog (2.5 m/s) and turns faster than ~600 deg/s
   only in brief saccade-like flicks, so a 99th percentile above either is not a person; hands
-  peak near 15 m/s only in sports throws, so both hands' 99th percentiles above that are not either
+  peak near 20-25 m/s only in elite throws (Beat Saber swings reach ~17 m/s at the controller), so
+  both hands' 99th percentiles above 25 m/s are not either. Speeds are only judged when the units
+  look right (a scale error is reported as such, not as a time error)
 - sample rate: headsets report poses at their display rate (60-144 Hz); even a log that drops
   every other frame stays above 25 Hz, and none runs above 500 Hz
-- handedness: controllers are held in front of the face (the README's data: 62-100 % of frames)
-  and the left one left of the right one; the opposite in most frames means mirrored axes
+- handedness: controllers are held in front of the face and point away from the body, roughly
+  along the forearm; mirroring the forward axis flips both (the controllers end up behind the
+  face, pointing back at the shoulder). The score ``(fraction in front - 0.5) + mean cosine
+  (controller forward, shoulder->controller)`` is positive for a real take and negative for its
+  mirror image, so the threshold is 0, the symmetric point, not a fitted value. A left-right
+  mirror puts the left controller right of the right one in most frames
 - rotation: people keep their eyes level (head roll beyond 30 deg is rare; the neck's lateral
   range is ~45 deg), and a head tilted more than 50 deg from upright in most frames is not
   a worn headset; both expose wrong quaternion orders and Euler conventions
@@ -31,7 +37,7 @@ from kinest_core.types import DEVICES, TrackingWarning
 
 HEAD_SPEED_MAX = 2.5  # m/s, 99th percentile
 HEAD_TURN_MAX_DEG = 600.0  # deg/s, 99th percentile
-HAND_SPEED_MAX = 15.0  # m/s, 99th percentile of the slower hand
+HAND_SPEED_MAX = 25.0  # m/s, 99th percentile of the slower hand
 RATE_RANGE_HZ = (25.0, 500.0)
 FRONT_FRACTION_MIN = 0.5
 HEAD_ROLL_P90_MAX_DEG = 30.0
@@ -70,6 +76,18 @@ def motion_stats(times: NDArray, positions: NDArray, rotations: NDArray, valid: 
             local = np.einsum("nba,nb->na", rotations[okd, 0], positions[okd, d] - positions[okd, 0])
             fronts.append(local[:, 1] < 0)  # canonical forward is -Y
     st["hands_in_front_fraction"] = float(np.mean(np.concatenate(fronts))) if fronts else None
+    cosines = []
+    for d in (1, 2):
+        okd = h & valid[:, d]
+        if okd.sum() >= 10:
+            shoulder = positions[okd, 0] - np.array([0.0, 0.0, 0.25])  # below the head, between the shoulders
+            arm = positions[okd, d] - shoulder
+            arm /= np.maximum(np.linalg.norm(arm, axis=-1, keepdims=True), 1e-9)
+            cosines.append(np.einsum("na,na->n", -rotations[okd, d][:, :, 1], arm))
+    st["controller_pointing_cos"] = float(np.mean(np.concatenate(cosines))) if cosines else None
+    ff = st["hands_in_front_fraction"]
+    pc = st["controller_pointing_cos"]
+    st["handedness_score"] = None if ff is None or pc is None else float(ff - 0.5 + pc)
     both = h & valid[:, 1] & valid[:, 2]
     if both.sum() >= 10:
         sep = positions[both, 1] - positions[both, 2]  # left minus right controller
@@ -108,14 +126,17 @@ def validate_devices(
     reasons = []
     if not lo <= st["rate_hz"] <= hi:
         reasons.append(f"sample rate {st['rate_hz']:.1f} Hz is outside the {lo:.0f}-{hi:.0f} Hz of VR tracking")
-    hs = st["speed_p99_m_s"]
+    hs = st["speed_p99_m_s"] if info.get("units_plausible") is not False else [None, None, None]
     if hs[0] is not None and hs[0] > HEAD_SPEED_MAX:
         reasons.append(f"the head moves at {hs[0]:.1f} m/s (99th percentile; a jog is {HEAD_SPEED_MAX} m/s)")
-    if st["head_turn_p99_deg_s"] > HEAD_TURN_MAX_DEG:
+    if info.get("units_plausible") is not False and st["head_turn_p99_deg_s"] > HEAD_TURN_MAX_DEG:
         reasons.append(
             f"the head turns at {st['head_turn_p99_deg_s']:.0f} deg/s (99th percentile; people peak near "
             f"{HEAD_TURN_MAX_DEG:.0f})"
         )
+    field = info.get("fps_field_median") or 0.0
+    if field > 0 and not 0.8 <= st["rate_hz"] / field <= 1.25:
+        reasons.append(f"the time stamps give {st['rate_hz']:.0f} Hz but the frames say they ran at {field:.0f} fps")
     hands = [s for s in hs[1:] if s is not None]
     if len(hands) == 2 and min(hands) > HAND_SPEED_MAX:
         reasons.append(
@@ -129,15 +150,36 @@ def validate_devices(
             )
         )
 
-    if not joints:
-        ff = st["hands_in_front_fraction"]
-        if ff is not None and ff < FRONT_FRACTION_MIN:
+    rreasons = []
+    if st["head_roll_p90_deg"] > HEAD_ROLL_P90_MAX_DEG:
+        rreasons.append(
+            f"the head is rolled over {st['head_roll_p90_deg']:.0f} deg in 10 % of frames "
+            f"(people keep their eyes level; above {HEAD_ROLL_P90_MAX_DEG:.0f} deg is rare)"
+        )
+    if st["head_tilt_median_deg"] > HEAD_TILT_MEDIAN_MAX_DEG:
+        rreasons.append(f"the head is tilted {st['head_tilt_median_deg']:.0f} deg from upright in half the frames")
+    rotation_suspect = bool(rreasons)
+    if rreasons:
+        out.append(
+            TrackingWarning(
+                "ROTATION_SUSPECT",
+                "; ".join(rreasons)
+                + ": the rotations may use another quaternion order (quat_order=) or Euler convention, or the "
+                "axes are wrong (convention=); handedness is judged once the rotations look right",
+                device="head",
+            )
+        )
+
+    if not joints and not rotation_suspect and info.get("units_plausible") is not False:
+        score = st["handedness_score"]
+        if score is not None and score < 0:
             out.append(
                 TrackingWarning(
                     "HANDEDNESS_SUSPECT",
-                    f"the controllers are behind the face in {100 * (1 - ff):.0f} % of frames: the axes look mirrored "
-                    f"(read as {info.get('convention', '?')}, {info.get('handedness', '?')}-handed); try the other "
-                    "handedness (e.g. convention='unity' for left-handed Y-up data)",
+                    f"the controllers are behind the face in {100 * (1 - st['hands_in_front_fraction']):.0f} % of frames "
+                    f"and point back towards the body (mean cosine {st['controller_pointing_cos']:.2f}): the axes look "
+                    f"mirrored (read as {info.get('convention', '?')}, {info.get('handedness', '?')}-handed); try the "
+                    "other handedness (e.g. convention='unity' for left-handed Y-up data)",
                 )
             )
         lf = st["left_on_left_fraction"]
@@ -149,25 +191,6 @@ def validate_devices(
                     "look mirrored left-right, or the hands are swapped in the file",
                 )
             )
-    rreasons = []
-    if st["head_roll_p90_deg"] > HEAD_ROLL_P90_MAX_DEG:
-        rreasons.append(
-            f"the head is rolled over {st['head_roll_p90_deg']:.0f} deg in 10 % of frames "
-            f"(people keep their eyes level; above {HEAD_ROLL_P90_MAX_DEG:.0f} deg is rare)"
-        )
-    if st["head_tilt_median_deg"] > HEAD_TILT_MEDIAN_MAX_DEG:
-        rreasons.append(f"the head is tilted {st['head_tilt_median_deg']:.0f} deg from upright in half the frames")
-    if rreasons:
-        out.append(
-            TrackingWarning(
-                "ROTATION_SUSPECT",
-                "; ".join(rreasons)
-                + ": the rotations may use another quaternion order (quat_order=) or Euler convention, or the "
-                "axes are wrong (convention=)",
-                device="head",
-            )
-        )
-
     for d, name in enumerate(DEVICES):
         for s, e, dur in _frozen_runs(times, positions[:, d], rotations[:, d], valid[:, d]):
             out.append(
