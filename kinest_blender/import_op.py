@@ -316,7 +316,10 @@ class KINEST_OT_import_tracking(bpy.types.Operator, ImportHelper):
         detected = root["kinest_detected"]
         _LAST_DETECTED[self.filepath] = detected
         for w in tracking.warnings:
-            where = f" ({w.device}, frames {w.frames[0]}-{w.frames[1]})" if getattr(w, "frames", None) else ""
+            frames = w.frames
+            where = ""
+            if frames is not None:  # frames are 0-based in the sequence; the scene starts at frame 1
+                where = f" ({w.device or 'all devices'}, frames {frames[0] + 1}-{frames[1]})"
             self.report({"WARNING"}, f"{w.code}: {w.message}{where}")
         self.report({"INFO"}, f"Imported {take}: {detected}")
         if self.set_active and hasattr(context.scene, "kinest"):

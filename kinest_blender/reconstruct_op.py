@@ -293,7 +293,15 @@ def step(context: bpy.types.Context, job: ReconstructJob) -> str:
     if state == FINISHED and job.motion is not None:
         motion = job.motion
         elapsed = max(job.finished_at - job.started, 1e-6)
-        obj = bake.bake_motion(context, motion, job.opts.take, job.opts.bone_names, job.opts.frame_start)
+        try:
+            obj = bake.bake_motion(context, motion, job.opts.take, job.opts.bone_names, job.opts.frame_start)
+        except (RuntimeError, ValueError, KeyError) as exc:  # e.g. the take's objects were edited mid-run
+            traceback.print_exc()
+            job.state = FAILED
+            job.error = f"Baking failed ({type(exc).__name__}: {exc}); delete the take's armature and reconstruct again"
+            wm.message = job.error
+            _redraw(context)
+            return FAILED
         device = motion.info.get("device", job.opts.device) if isinstance(motion.info, dict) else job.opts.device
         wm.last_result = (
             f"{motion.num_frames} frames in {elapsed:.1f} s ({motion.num_frames / elapsed:.0f} fps) on {device}"
@@ -396,7 +404,10 @@ class KINEST_OT_reconstruct(bpy.types.Operator):
         if self._job is not None:
             self._job.cancel()
             self._job.abandoned = True
-            step(context, self._job)
+            try:
+                step(context, self._job)
+            except (AttributeError, RuntimeError):  # the context may be half torn down
+                pass
         self._cleanup(context)
 
     def _cleanup(self, context: bpy.types.Context) -> None:
