@@ -1,0 +1,82 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``kinest train``: train KineST (or a baseline) on converted full-body motion."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model on full-body motion (BVH folders or a converted cache)",
+        description="Train KineST or a baseline. --data takes folders of .npz motions (kinest_core.mocap cache) "
+        "or of BVH files (converted once into OUT/cache).",
+    )
+    p.add_argument("--data", nargs="+", required=True, help="training data: cache folders, BVH folders or files")
+    p.add_argument("--out", required=True, help="output folder (checkpoints, log, train_state.pt)")
+    p.add_argument("--config", help="training config JSON (keys of kinest_core.train.TrainConfig)")
+    p.add_argument("--val", nargs="+", help="validation data, scored with the evaluation protocol")
+    p.add_argument(
+        "--model", choices=("kinest", "avatarposer", "mean_pose"), help="model to train (overrides the config)"
+    )
+    p.add_argument("--iterations", type=int, help="iterations (overrides the config)")
+    p.add_argument("--batch-size", type=int, help="windows per iteration and process")
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--checkpoint-every", type=int, help="iterations between checkpoints")
+    p.add_argument("--val-every", type=int, help="iterations between validations")
+    p.add_argument("--tiny", action="store_true", help="a tiny model (smoke tests)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
+    p.set_defaults(run=run)
+
+
+def load_data(paths: list[str], cache_root: str) -> list[Any]:
+    """Motions from cache folders (.npz) or BVH folders/files (converted into ``cache_root`` once)."""
+    from kinest_core.mocap import convert_folder, list_bvh, load_motions
+
+    motions = []
+    for p in paths:
+        if os.path.isdir(p) and any(f.endswith(".npz") for f in os.listdir(p)):
+            motions.extend(load_motions(p))
+        elif list_bvh(p):
+            name = os.path.basename(os.path.normpath(p)) or "data"
+            files = convert_folder(p, os.path.join(cache_root, name))
+            motions.extend(load_motions(files))
+        else:
+            raise FileNotFoundError(f"{p}: no .npz motions or BVH files found")
+    return motions
+
+
+def run(args: argparse.Namespace) -> int:
+    from kinest_core.train import TrainConfig, describe_data, train
+
+    cfg = TrainConfig.load(args.config) if args.config else TrainConfig()
+    overrides = {
+        "model": args.model,
+        "iterations": args.iterations,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "seed": args.seed,
+        "device": args.device,
+        "threads": args.threads,
+        "checkpoint_every": args.checkpoint_every,
+        "val_every": args.val_every,
+    }
+    for k, v in overrides.items():
+        if v is not None:
+            setattr(cfg, k, v)
+    if args.tiny:
+        cfg.model_config = {**cfg.model_config, "preset": "tiny"}
+    cache = os.path.join(args.out, "cache")
+    data = load_data(args.data, cache)
+    val = load_data(args.val, cache) if args.val else None
+    info = describe_data(data, args.data)
+    summary = train(data, args.out, cfg, val=val, resume=args.resume, data_info=info)
+    print(json.dumps(summary, indent=2))
+    return 0

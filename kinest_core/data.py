@@ -1,0 +1,261 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Training windows from converted motions: augmentation, simulated tracking, model inputs and targets.
+
+Why it is built this way: the model only ever sees what a VR importer delivers - head
+and wrist *joint* world transforms - so inputs are made from the ground truth's own FK
+of those joints, then disturbed the way real recordings are (calibration offsets, jitter,
+a controller lost or frozen for a while). Whole batches are built in torch at once, so
+augmentation costs little next to the network.
+
+Normalisation shared with inference (:func:`canonicalize_window`): each window is moved
+horizontally so the head's mean x, y over the window is 0; heights stay absolute (floor at
+z = 0). Targets are the 22 local rotations as 6D (joint 0 global); the root translation
+is never predicted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import Tensor
+
+from kinest_core import rotations as rot
+from kinest_core import rotations_torch as trot
+from kinest_core.features import canonicalize_positions, canonicalize_positions_torch, tracking_features_torch
+from kinest_core.skeleton import MIRROR_JOINTS, NUM_JOINTS, TRACKED_JOINTS, forward_kinematics_torch
+from kinest_core.types import Motion
+
+WINDOW = 96
+ArrayOrTensor = TypeVar("ArrayOrTensor", NDArray[Any], Tensor)
+_MIRROR = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))  # left is +X: mirror across the x = 0 plane
+
+
+def canonicalize_window(rotations: ArrayOrTensor, positions: ArrayOrTensor) -> ArrayOrTensor:
+    """Move tracked positions (..., F, 3, 3) so the head's (device 0) mean x, y over the window is 0.
+
+    The one normalisation training and inference share (it defers to
+    :func:`kinest_core.features.canonicalize_positions`). ``rotations`` (..., F, 3, 3, 3)
+    are unchanged (kept so a future heading normalisation does not change callers).
+    NumPy or torch in, the same kind out.
+    """
+    del rotations
+    if isinstance(positions, Tensor):
+        return canonicalize_positions_torch(positions)
+    return canonicalize_positions(positions)
+
+
+@dataclass
+class AugmentConfig:
+    """Augmentation switches and sizes (probabilities per window; 0 turns a part off)."""
+
+    yaw: bool = True  # random rotation about the vertical axis
+    mirror: float = 0.5  # probability of a left/right mirror
+    scale_range: tuple[float, float] = (0.85, 1.15)  # body size factor
+    calib_position_m: float = 0.01  # constant per-window offset of each tracked joint (std)
+    calib_rotation_deg: float = 3.0  # constant per-window rotation offset (std)
+    jitter_position_m: float = 0.002  # per-frame noise (std)
+    jitter_rotation_deg: float = 0.5
+    drop_hand: float = 0.1  # probability per hand of a frozen stretch
+    drop_max_frames: int = 48
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AugmentConfig:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        if "scale_range" in known:
+            known["scale_range"] = tuple(known["scale_range"])
+        return cls(**known)
+
+    @classmethod
+    def none(cls) -> AugmentConfig:
+        return cls(False, 0.0, (1.0, 1.0), 0.0, 0.0, 0.0, 0.0, 0.0, 0)
+
+
+@dataclass
+class Batch:
+    """Model input and targets for a batch of windows."""
+
+    features: Tensor  # (B, F, 54)
+    target: Tensor  # (B, F, 132) local 6D, joint 0 global
+    rest_offsets: Tensor  # (B, 22, 3)
+    positions: Tensor  # (B, F, 22, 3) ground-truth joints, canonicalised like the features
+    local: Tensor  # (B, F, 22, 3, 3)
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(
+            *(
+                t.to(device, non_blocking=True)
+                for t in (self.features, self.target, self.rest_offsets, self.positions, self.local)
+            )
+        )
+
+
+class MotionWindows:
+    """All motions in memory as float32 tensors; samples random windows of ``window`` frames."""
+
+    def __init__(self, motions: Sequence[Motion], window: int = WINDOW) -> None:
+        self.window = window
+        keep = [m for m in motions if m.num_frames >= window]
+        if not keep:
+            raise ValueError(f"no motion is at least {window} frames long ({len(motions)} given)")
+        self.names = [str(m.info.get("source", i)) for i, m in enumerate(keep)]
+        self.local = [torch.from_numpy(rot.quat_to_matrix(m.local_rotations).astype(np.float32)) for m in keep]
+        self.root = [torch.from_numpy(m.root_translation.astype(np.float32)) for m in keep]
+        self.rest = torch.from_numpy(np.stack([m.rest_offsets for m in keep]).astype(np.float32))
+        self.lengths = np.array([m.num_frames for m in keep])
+        starts = self.lengths - window + 1
+        self.weights = starts / starts.sum()
+        self.frames = int(self.lengths.sum())
+        self.skipped = len(motions) - len(keep)
+
+    def __len__(self) -> int:
+        return len(self.local)
+
+    def sample(self, batch: int, rng: np.random.Generator) -> tuple[Tensor, Tensor, Tensor]:
+        """Random windows: local (B, F, 22, 3, 3), root (B, F, 3), rest (B, 22, 3)."""
+        idx = rng.choice(len(self.local), size=batch, p=self.weights)
+        loc, root = [], []
+        for i in idx:
+            s = int(rng.integers(0, self.lengths[i] - self.window + 1))
+            loc.append(self.local[i][s : s + self.window])
+            root.append(self.root[i][s : s + self.window])
+        return torch.stack(loc), torch.stack(root), self.rest[torch.from_numpy(idx)]
+
+
+def protocol_windows(num_frames: int, window: int = WINDOW) -> list[int]:
+    """Start frames of the evaluation windows: non-overlapping, the last re-aligned to end on the last frame."""
+    if num_frames < window:
+        return []
+    starts = list(range(0, num_frames - window + 1, window))
+    if starts[-1] + window < num_frames:
+        starts.append(num_frames - window)
+    return starts
+
+
+def _rot_z(angle: Tensor) -> Tensor:
+    c, s = torch.cos(angle), torch.sin(angle)
+    z, o = torch.zeros_like(angle), torch.ones_like(angle)
+    return torch.stack([c, -s, z, s, c, z, z, z, o], dim=-1).reshape(angle.shape + (3, 3))
+
+
+def augment_motion(
+    local: Tensor,
+    root: Tensor,
+    rest: Tensor,
+    config: AugmentConfig,
+    generator: torch.Generator,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Yaw, mirror and size augmentation of whole bodies: returns new (local, root, rest)."""
+    b = local.shape[0]
+    dev, dt = local.device, local.dtype
+    if config.mirror > 0:
+        flip = torch.rand(b, generator=generator) < config.mirror
+        if bool(flip.any()):
+            m = _MIRROR.to(dev, dt)
+            perm = list(MIRROR_JOINTS)
+            ml = m @ local[:, :, perm] @ m
+            mr = rest[:, perm] @ m
+            mroot = root @ m
+            f = flip.to(dev)
+            local = torch.where(f[:, None, None, None, None], ml, local)
+            rest = torch.where(f[:, None, None], mr, rest)
+            root = torch.where(f[:, None, None], mroot, root)
+    if config.yaw:
+        rz = _rot_z(torch.rand(b, generator=generator) * (2 * math.pi)).to(dev, dt)
+        local = local.clone()
+        local[:, :, 0] = rz[:, None] @ local[:, :, 0]
+        pelvis = root + rest[:, None, 0]
+        root = (pelvis @ rz.transpose(-1, -2)) - rest[:, None, 0]
+    lo, hi = config.scale_range
+    if hi > lo:
+        s = (lo + (hi - lo) * torch.rand(b, generator=generator)).to(dev, dt)
+        rest = rest * s[:, None, None]
+        root = root * s[:, None, None]
+    return local, root, rest
+
+
+def _small_rotations(shape: tuple[int, ...], std_deg: float, generator: torch.Generator, like: Tensor) -> Tensor:
+    aa = torch.randn(shape + (3,), generator=generator).to(like) * math.radians(std_deg)
+    return trot.axis_angle_to_matrix(aa)
+
+
+def simulate_tracking(
+    glob: Tensor,
+    pos: Tensor,
+    config: AugmentConfig,
+    generator: torch.Generator | None,
+) -> tuple[Tensor, Tensor]:
+    """Tracked joints from FK (B, F, 22, ...) -> rotations (B, F, 3, 3, 3), positions (B, F, 3, 3), disturbed."""
+    r = glob[:, :, list(TRACKED_JOINTS)]
+    p = pos[:, :, list(TRACKED_JOINTS)]
+    if generator is None:
+        return r, p
+    b, f = r.shape[:2]
+    if config.calib_rotation_deg > 0:
+        r = r @ _small_rotations((b, 1, 3), config.calib_rotation_deg, generator, r)
+    if config.jitter_rotation_deg > 0:
+        r = r @ _small_rotations((b, f, 3), config.jitter_rotation_deg, generator, r)
+    if config.calib_position_m > 0:
+        p = p + torch.randn(b, 1, 3, 3, generator=generator).to(p) * config.calib_position_m
+    if config.jitter_position_m > 0:
+        p = p + torch.randn(b, f, 3, 3, generator=generator).to(p) * config.jitter_position_m
+    if config.drop_hand > 0 and config.drop_max_frames > 0:
+        r, p = r.clone(), p.clone()
+        for i in range(b):
+            for dev in (1, 2):
+                if float(torch.rand(1, generator=generator)) >= config.drop_hand:
+                    continue
+                n = int(torch.randint(4, config.drop_max_frames + 1, (1,), generator=generator))
+                a = int(torch.randint(0, max(1, f - n), (1,), generator=generator))
+                hold = max(a - 1, 0)  # a lost controller: the reader holds the last good pose
+                r[i, a : a + n, dev] = r[i, hold, dev]
+                p[i, a : a + n, dev] = p[i, hold, dev]
+    return r, p
+
+
+def make_batch(
+    local: Tensor,
+    root: Tensor,
+    rest: Tensor,
+    config: AugmentConfig | None = None,
+    generator: torch.Generator | None = None,
+) -> Batch:
+    """Whole-body windows -> model features and targets (augmented when a generator is given)."""
+    cfg = config or AugmentConfig.none()
+    if generator is not None:
+        local, root, rest = augment_motion(local, root, rest, cfg, generator)
+    b, f = local.shape[:2]
+    glob, pos = forward_kinematics_torch(local, rest[:, None].expand(b, f, NUM_JOINTS, 3), root)
+    r, p = simulate_tracking(glob, pos, cfg, generator)
+    canon = canonicalize_window(r, p)
+    pos = pos + (canon[:, :1, :1] - p[:, :1, :1])  # the same horizontal shift moves the ground truth
+    p = canon
+    feats = tracking_features_torch(r, p)
+    target = trot.matrix_to_6d(local).reshape(b, f, NUM_JOINTS * 6)
+    return Batch(feats, target, rest, pos, local)
+
+
+def tracked_joints(motion: Motion) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Head and wrist world rotations (F, 3, 3, 3) and positions (F, 3, 3) of a motion, by FK."""
+    loc = torch.from_numpy(rot.quat_to_matrix(motion.local_rotations))
+    glob, pos = forward_kinematics_torch(
+        loc, torch.from_numpy(motion.rest_offsets), torch.from_numpy(motion.root_translation)
+    )
+    return glob[:, list(TRACKED_JOINTS)].numpy(), pos[:, list(TRACKED_JOINTS)].numpy()
+
+
+def window_features(
+    tracked_rot: NDArray, tracked_pos: NDArray, start: int, window: int = WINDOW
+) -> NDArray[np.float32]:
+    """Features of one window: positions canonicalised within the window, then the 54 numbers."""
+    r = torch.from_numpy(np.asarray(tracked_rot[start : start + window], dtype=np.float64))
+    p = canonicalize_window(r, torch.from_numpy(np.asarray(tracked_pos[start : start + window], dtype=np.float64)))
+    return tracking_features_torch(r, p).numpy().astype(np.float32)

@@ -1,0 +1,148 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Evaluation on full-body motion (AGRoL protocol) and on real tracking recordings.
+
+Protocol (the paper's): non-overlapping windows of the model's length, the last one
+re-aligned to end on the last frame; inputs are the ground truth's own head and wrist
+transforms; forward kinematics for prediction and ground truth both use the ground
+truth's converted skeleton; the prediction is placed by the ground-truth head position.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from kinest_core import metrics as mx
+from kinest_core import rotations as rot
+from kinest_core import rotations_torch as trot
+from kinest_core.data import protocol_windows, tracked_joints, window_features
+from kinest_core.model import KineST
+from kinest_core.skeleton import NUM_JOINTS, TRACKED_JOINTS
+from kinest_core.types import Motion
+
+Array = NDArray[np.float64]
+
+
+def model_window(model: nn.Module) -> int:
+    return int(getattr(getattr(model, "config", None), "window", 96))
+
+
+@torch.no_grad()
+def predict_local(
+    model: nn.Module,
+    tracked_rot: NDArray,
+    tracked_pos: NDArray,
+    device: str | torch.device = "cpu",
+    batch_size: int = 16,
+) -> Array:
+    """Local rotations (F, 22, 3, 3) for tracked head/wrist rotations (F, 3, 3, 3) and positions (F, 3, 3).
+
+    Protocol windows; sequences shorter than a window are padded at the start with their first frame.
+    """
+    w = model_window(model)
+    f = tracked_rot.shape[0]
+    pad = max(0, w - f)
+    if pad:
+        tracked_rot = np.concatenate([np.repeat(tracked_rot[:1], pad, axis=0), tracked_rot], axis=0)
+        tracked_pos = np.concatenate([np.repeat(tracked_pos[:1], pad, axis=0), tracked_pos], axis=0)
+    n = tracked_rot.shape[0]
+    starts = protocol_windows(n, w)
+    feats = np.stack([window_features(tracked_rot, tracked_pos, s, w) for s in starts])
+    out6 = np.empty((len(starts), w, NUM_JOINTS * 6), dtype=np.float64)
+    was_training = model.training
+    model.eval()
+    for i in range(0, len(starts), batch_size):
+        x = torch.from_numpy(feats[i : i + batch_size]).to(device)
+        out6[i : i + batch_size] = model(x).double().cpu().numpy()
+    model.train(was_training)
+    pred = np.empty((n, NUM_JOINTS * 6))
+    done = 0
+    for s, y in zip(starts, out6, strict=True):
+        pred[done : s + w] = y[done - s :]
+        done = s + w
+    mats = trot.sixd_to_matrix(torch.from_numpy(pred[pad:].reshape(-1, NUM_JOINTS, 6))).numpy()
+    return mats
+
+
+def evaluate_motions(
+    model: nn.Module,
+    motions: Sequence[Motion],
+    device: str | torch.device = "cpu",
+    batch_size: int = 16,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Metrics over all motions (frame-weighted) and per motion: ``{"overall": {...}, "files": {...}}``."""
+    total = mx.MetricAccumulator()
+    files: dict[str, Any] = {}
+    for i, m in enumerate(motions):
+        r, p = tracked_joints(m)
+        pred = predict_local(model, r, p, device, batch_size)
+        acc = mx.MetricAccumulator()
+        acc.add(pred, rot.quat_to_matrix(m.local_rotations), m.rest_offsets, gt_positions=m.joint_positions, fps=m.fps)
+        total.merge(acc)
+        name = str(m.info.get("source", i))
+        files[name] = acc.result()
+        if progress is not None:
+            progress(f"{name}: MPJPE {files[name]['mpjpe_cm']:.2f} cm, {m.num_frames} frames")
+    return {"overall": total.result(), "files": files}
+
+
+def evaluate_tracking(
+    paths: Sequence[str],
+    model: KineST | str | None = None,
+    device: str = "auto",
+    progress: Callable[[str], None] | None = None,
+    **read_options: Any,
+) -> dict[str, Any]:
+    """Real recordings: reconstruct each and measure head/wrist distance to the tracked joints, jitter,
+    foot skating and ground penetration (no full-body ground truth exists)."""
+    from kinest_core.inference import reconstruct
+    from kinest_core.io import read_tracking
+
+    files: dict[str, Any] = {}
+    sums: dict[str, float] = {}
+    weights: dict[str, float] = {}
+    for path in paths:
+        seq = read_tracking(path, **read_options)
+        motion = reconstruct(seq, model=model, device=device)
+        tracked = seq.transforms()[:, :, :3, 3]
+        joints = motion.joint_positions
+        n = min(joints.shape[0], tracked.shape[0])
+        valid = seq.valid[:n]
+        dist = np.linalg.norm(joints[:n, list(TRACKED_JOINTS)] - tracked[:n], axis=-1) * 100.0
+        res: dict[str, Any] = {}
+        for dev, name in enumerate(("head_error_cm", "left_wrist_error_cm", "right_wrist_error_cm")):
+            d = dist[valid[:, dev], dev]
+            res[name] = float(d.mean()) if d.size else float("nan")
+        jit = mx.jitter_per_joint(joints, motion.fps)[3:]
+        res["jitter"] = float(jit.mean() / 100.0) if jit.size else 0.0
+        s, c = mx.foot_skate(joints, motion.fps)
+        res["foot_skate_cm"] = s / c if c else 0.0
+        res["ground_penetration_cm"] = float(np.maximum(0.0, -joints[..., 2].min(axis=-1)).mean() * 100.0)
+        res["frames"] = int(joints.shape[0])
+        res["warnings"] = [w.code for w in seq.warnings]
+        files[os.path.basename(path)] = res
+        for k, v in res.items():
+            if isinstance(v, float) and np.isfinite(v):
+                sums[k] = sums.get(k, 0.0) + v * res["frames"]
+                weights[k] = weights.get(k, 0.0) + res["frames"]
+        if progress is not None:
+            progress(f"{os.path.basename(path)}: head {res['head_error_cm']:.2f} cm, jitter {res['jitter']:.2f}")
+    overall: dict[str, Any] = {k: sums[k] / weights[k] for k in sums}
+    overall["frames"] = int(sum(f["frames"] for f in files.values()))
+    return {"overall": overall, "files": files}
+
+
+def ground_truth_metrics(motions: Sequence[Motion]) -> dict[str, float | int]:
+    """The ground truth scored against itself: its jitter, foot skating and penetration (reference row)."""
+    acc = mx.MetricAccumulator()
+    for m in motions:
+        loc = rot.quat_to_matrix(m.local_rotations)
+        acc.add(loc, loc, m.rest_offsets, gt_positions=m.joint_positions, fps=m.fps)
+    return acc.result()

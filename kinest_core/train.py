@@ -1,0 +1,385 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Training KineST (and the baselines) on converted full-body motion.
+
+Why a small hand-written loop rather than a framework: the whole pipeline (sampling,
+augmentation, features) runs on batched tensors in the main process, so the loop stays
+readable and the same on one CPU, one GPU or several GPUs under ``torchrun`` (DDP).
+Every run writes ``OUT/checkpoint_last`` (+ ``OUT/checkpoint_best`` by validation MPJPE),
+``OUT/train_state.pt`` for ``--resume`` and ``OUT/log.jsonl``; the checkpoint JSON says
+how the model was trained and carries the data attributions.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from kinest_core.baselines import AvatarPoserConfig, AvatarPoserLite, MeanPose, MeanPoseConfig, save_baseline
+from kinest_core.data import AugmentConfig, MotionWindows, make_batch
+from kinest_core.evaluate import model_window
+from kinest_core.losses import LossConfig, kinest_loss
+from kinest_core.types import Motion
+
+#: Attributions the data licences ask for (data README); written into every checkpoint JSON.
+CMU_ATTRIBUTION = "The data used in this project was obtained from mocap.cs.cmu.edu. The database was created with funding from NSF EIA-0196217."
+ACCAD_ATTRIBUTION = (
+    "Motion capture data from the Open Motion Project, Advanced Computing Center for the Arts and Design (ACCAD), "
+    "The Ohio State University, licensed under CC BY 3.0."
+)
+MODELS = ("kinest", "avatarposer", "mean_pose")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; ``--config FILE`` is this as JSON (unknown keys are an error)."""
+
+    model: str = "kinest"  # kinest | avatarposer | mean_pose
+    model_config: dict[str, Any] = field(default_factory=dict)  # overrides; {"preset": "tiny"} for tests
+    batch_size: int = 32
+    iterations: int = 10_000
+    lr: float = 3e-4
+    weight_decay: float = 1e-5
+    lr_drop_at: int = 200_000  # lr / 10 from this iteration on
+    grad_clip: float = 1.0
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 500
+    val_every: int = 1000
+    val_batch_size: int = 16
+    loss: dict[str, float] = field(default_factory=lambda: LossConfig().to_dict())
+    augment: dict[str, Any] = field(default_factory=lambda: AugmentConfig().to_dict())
+    device: str = "auto"
+    threads: int = 0  # torch CPU threads (0: torch's default)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown training config key(s): {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    @classmethod
+    def load(cls, path: str) -> TrainConfig:
+        with open(path, encoding="utf-8") as fh:
+            return cls.from_dict(json.load(fh))
+
+
+def build_model(config: TrainConfig) -> nn.Module:
+    """The network a config names, with its overrides (``{"preset": "tiny"}`` starts from KineSTConfig.tiny())."""
+    over = dict(config.model_config)
+    preset = over.pop("preset", None)
+    if config.model == "kinest":
+        from kinest_core.model import KineST, KineSTConfig
+
+        base = KineSTConfig.tiny() if preset == "tiny" else KineSTConfig()
+        return KineST(KineSTConfig.from_dict({**base.to_dict(), **over}))
+    if config.model == "avatarposer":
+        base_ap = (
+            AvatarPoserConfig(width=32, layers=1, heads=2, ffn_width=32, window=24)
+            if preset == "tiny"
+            else AvatarPoserConfig()
+        )
+        return AvatarPoserLite(AvatarPoserConfig.from_dict({**base_ap.to_dict(), **over}))
+    if config.model == "mean_pose":
+        return MeanPose(MeanPoseConfig(**over) if over else MeanPoseConfig(window=24 if preset == "tiny" else 96))
+    raise ValueError(f"unknown model {config.model!r}; choose one of {', '.join(MODELS)}")
+
+
+def save_model(path: str | os.PathLike[str], model: nn.Module, meta: dict[str, Any]) -> Path:
+    """KineST through its own checkpoint writer, baselines through theirs (same file layout)."""
+    from kinest_core.model import KineST, save_checkpoint
+
+    if isinstance(model, KineST):
+        return save_checkpoint(path, model, meta)
+    return save_baseline(path, model, meta)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def hardware_description(device: torch.device, world_size: int = 1) -> str:
+    """E.g. ``"1 x NVIDIA H100 80GB HBM3"`` or ``"CPU: AMD EPYC ... (2 threads)"``."""
+    if device.type == "cuda":
+        return f"{world_size} x {torch.cuda.get_device_name(device)}"
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"CPU: {name} ({torch.get_num_threads()} threads)" + (f" x {world_size} processes" if world_size > 1 else "")
+
+
+def describe_data(motions: Sequence[Motion], paths: Sequence[str]) -> dict[str, Any]:
+    """What the model was trained on: paths, counts, minutes, sources and their attributions."""
+    sources = [str(m.info.get("source", "")) for m in motions]
+    accad = sum(1 for s in sources if s.startswith("accad_"))
+    frames = int(sum(m.num_frames for m in motions))
+    attributions = []
+    if accad < len(sources):
+        attributions.append(CMU_ATTRIBUTION)
+    if accad:
+        attributions.append(ACCAD_ATTRIBUTION)
+    return {
+        "paths": [str(p) for p in paths],
+        "motions": len(motions),
+        "frames": frames,
+        "minutes": round(frames / 60.0 / 60.0, 2),
+        "accad_motions": accad,
+        "cmu_motions": len(sources) - accad,
+        "attributions": attributions,
+    }
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device: torch.device) -> tuple[_Dist, torch.device]:
+    """Under ``torchrun`` (WORLD_SIZE > 1): join the process group; NCCL on CUDA, gloo on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist(), device
+    import torch.distributed as dist
+
+    rank = int(os.environ["RANK"])
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return _Dist(rank, world, local), device
+
+
+def _lr_at(config: TrainConfig, step: int) -> float:
+    return config.lr * (0.1 if step >= config.lr_drop_at else 1.0)
+
+
+def train(
+    data: Sequence[Motion],
+    out_dir: str,
+    config: TrainConfig,
+    val: Sequence[Motion] | None = None,
+    resume: bool = False,
+    data_info: dict[str, Any] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``config.model`` on ``data`` and write checkpoints to ``out_dir``; returns a summary.
+
+    ``val`` motions are scored with the evaluation protocol every ``val_every`` iterations.
+    """
+    say = log or (lambda s: print(s, flush=True))
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+    dist_info, device = _init_distributed(device)
+    out = Path(out_dir)
+    if dist_info.main:
+        out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    model = build_model(config).to(device)
+    window = model_window(model)
+    windows = MotionWindows(data, window)
+    loss_cfg = LossConfig.from_dict(config.loss)
+    aug_cfg = AugmentConfig.from_dict(config.augment)
+    info = data_info or describe_data(data, [])
+    rng = np.random.default_rng([config.seed, dist_info.rank])
+    gen = torch.Generator().manual_seed(config.seed * 1000 + dist_info.rank)
+    learned = config.model != "mean_pose"
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay) if learned else None
+    step, seen, elapsed = 0, 0, 0.0
+    best = math.inf
+    state_path = out / "train_state.pt"
+    if resume and state_path.exists():
+        st = torch.load(state_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(st["model"])
+        if opt is not None and st.get("optimizer"):
+            opt.load_state_dict(st["optimizer"])
+        step, seen, elapsed = int(st["step"]), int(st["windows_seen"]), float(st["elapsed_s"])
+        best = float(st.get("best_val_mpjpe_cm", math.inf))
+        rng.bit_generator.state = (
+            st["numpy_rng"][dist_info.rank] if dist_info.rank < len(st["numpy_rng"]) else rng.bit_generator.state
+        )
+        gen.set_state(st["torch_rng"])
+        say(f"resumed from {state_path} at iteration {step}")
+    elif resume:
+        say(f"nothing to resume in {out} (no train_state.pt): starting fresh")
+    net: nn.Module = model
+    if dist_info.world > 1 and learned:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    hardware = hardware_description(device, dist_info.world)
+    if dist_info.main:
+        n_params = sum(p.numel() for p in model.parameters())
+        say(
+            f"training {config.model} ({n_params / 1e6:.2f}M parameters) on {hardware}: {len(windows)} motions, "
+            f"{windows.frames} frames, batch {config.batch_size} x {dist_info.world}, {config.iterations} iterations"
+        )
+    started = _dt.datetime.now(_dt.timezone.utc)
+    last_val: dict[str, Any] = {}
+    logf = open(out / "log.jsonl", "a", encoding="utf-8") if dist_info.main else None  # noqa: SIM115
+    t_log, seen_log = time.perf_counter(), seen
+    tty = sys.stdout.isatty()
+
+    def meta(kind: str) -> dict[str, Any]:
+        return {
+            "training": {
+                "model": config.model,
+                "iterations": step,
+                "windows_seen": seen,
+                "batch_size": config.batch_size * dist_info.world,
+                "hardware": hardware,
+                "time_s": round(elapsed, 1),
+                "started_utc": started.isoformat(timespec="seconds"),
+                "saved_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "torch": torch.__version__,
+                "config": config.to_dict(),
+                "kind": kind,
+            },
+            "data": info,
+            "attributions": info.get("attributions", [CMU_ATTRIBUTION, ACCAD_ATTRIBUTION]),
+            "validation": last_val,
+        }
+
+    def save(kind: str) -> None:
+        if not dist_info.main:
+            return
+        save_model(out / f"checkpoint_{kind}", model, meta(kind))
+        if kind == "last":
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict() if opt is not None else None,
+                    "step": step,
+                    "windows_seen": seen,
+                    "elapsed_s": elapsed,
+                    "best_val_mpjpe_cm": best,
+                    "numpy_rng": [rng.bit_generator.state],
+                    "torch_rng": gen.get_state(),
+                    "config": config.to_dict(),
+                },
+                str(state_path) + ".part",
+            )
+            os.replace(str(state_path) + ".part", state_path)
+
+    def validate() -> None:
+        nonlocal best, last_val
+        if not val or not dist_info.main:
+            return
+        from kinest_core.evaluate import evaluate_motions
+
+        t0 = time.perf_counter()
+        res = evaluate_motions(model, val, device, config.val_batch_size)["overall"]
+        last_val = {"iteration": step, **res}
+        say(
+            f"  validation @ {step}: MPJPE {res['mpjpe_cm']:.2f} cm, MPJRE {res['mpjre_deg']:.2f} deg, "
+            f"MPJVE {res['mpjve_cms']:.1f} cm/s, jitter {res['jitter']:.2f} (gt {res['gt_jitter']:.2f}) "
+            f"[{time.perf_counter() - t0:.1f} s]"
+        )
+        if logf is not None:
+            logf.write(json.dumps({"validation": last_val}) + "\n")
+            logf.flush()
+        if res["mpjpe_cm"] < best:
+            best = res["mpjpe_cm"]
+            save("best")
+
+    model.train()
+    while step < config.iterations:
+        t0 = time.perf_counter()
+        local, root, rest = windows.sample(config.batch_size, rng)
+        batch = make_batch(local, root, rest, aug_cfg, gen).to(device)
+        if opt is None:
+            assert isinstance(model, MeanPose)
+            model.accumulate(batch.features, batch.target)
+            parts: dict[str, float] = {}
+            loss_value = 0.0
+        else:
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(config, step)
+            pred = net(batch.features)
+            loss, parts = kinest_loss(pred, batch.target, loss_cfg, batch.rest_offsets)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(f"loss became {loss_value} at iteration {step}; lower the learning rate")
+        step += 1
+        seen += config.batch_size * dist_info.world
+        elapsed += time.perf_counter() - t0
+        if dist_info.main and (step % config.log_every == 0 or step == config.iterations):
+            now = time.perf_counter()
+            wps = (seen - seen_log) / max(now - t_log, 1e-9)
+            t_log, seen_log = now, seen
+            eta = (config.iterations - step) * config.batch_size * dist_info.world / max(wps, 1e-9)
+            pretty = " ".join(f"{k} {v:.4g}" for k, v in parts.items())
+            line = (
+                f"[{step}/{config.iterations}] loss {loss_value:.5f} ({pretty}) "
+                f"{wps:.1f} windows/s lr {_lr_at(config, step):.1e} eta {_fmt_time(eta)}"
+            )
+            say(("\r" + line) if tty else line)
+            if logf is not None:
+                logf.write(json.dumps({"iteration": step, "loss": loss_value, **parts, "windows_per_s": wps}) + "\n")
+                logf.flush()
+        if config.checkpoint_every and step % config.checkpoint_every == 0 and step < config.iterations:
+            save("last")
+        if config.val_every and step % config.val_every == 0 and step < config.iterations:
+            validate()
+            model.train()
+    validate()
+    save("last")
+    if dist_info.main and not val:
+        save("best")
+    if logf is not None:
+        logf.close()
+    summary = {
+        "iterations": step,
+        "windows_seen": seen,
+        "time_s": round(elapsed, 1),
+        "windows_per_s": round(seen / max(elapsed, 1e-9), 2),
+        "validation": last_val,
+        "checkpoint": str(out / "checkpoint_last"),
+    }
+    if dist_info.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+    return summary
+
+
+def _fmt_time(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
