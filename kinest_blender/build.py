@@ -29,7 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tomllib
-from packaging.requirements import Requirement
+
+try:
+    from packaging.requirements import Requirement
+except ImportError:  # a bare venv: pip (which the build needs anyway) carries its own copy
+    from pip._vendor.packaging.requirements import Requirement  # type: ignore[no-redef]
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON_VERSION = "3.11"
