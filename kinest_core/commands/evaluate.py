@@ -1,0 +1,111 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``kinest evaluate``: AGRoL-protocol metrics on full-body motion, or plausibility checks on real recordings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+ROWS = (
+    ("mpjre_deg", "MPJRE (deg)"),
+    ("mpjpe_cm", "MPJPE (cm)"),
+    ("hand_pe_cm", "H-PE (cm)"),
+    ("upper_pe_cm", "U-PE (cm)"),
+    ("lower_pe_cm", "L-PE (cm)"),
+    ("root_pe_cm", "Root-PE (cm)"),
+    ("mpjve_cms", "MPJVE (cm/s)"),
+    ("jitter", "Jitter (100 m/s^3)"),
+    ("gt_jitter", "GT jitter (100 m/s^3)"),
+    ("foot_skate_cm", "Foot skating (cm/frame)"),
+    ("ground_penetration_cm", "Ground penetration (cm)"),
+    ("frames", "Frames"),
+)
+TRACKING_ROWS = (
+    ("head_error_cm", "Head error (cm)"),
+    ("left_wrist_error_cm", "Left wrist error (cm)"),
+    ("right_wrist_error_cm", "Right wrist error (cm)"),
+    ("jitter", "Jitter (100 m/s^3)"),
+    ("foot_skate_cm", "Foot skating (cm/frame)"),
+    ("ground_penetration_cm", "Ground penetration (cm)"),
+    ("frames", "Frames"),
+)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="metrics on full-body BVH/AMASS motion, or checks on tracking recordings",
+        description="--data: full-body motion (BVH files/folders, converted .npz caches) scored with the AGRoL "
+        "protocol. --tracking: real recordings, reconstructed and checked against the tracked joints.",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", nargs="+", help="full-body BVH or .npz motion files or folders")
+    src.add_argument("--tracking", nargs="+", help="tracking recordings (any format kinest reads)")
+    p.add_argument("--checkpoint", help="checkpoint (KineST or a baseline; default: the shipped one)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
+    p.add_argument("--per-file", action="store_true", help="also list every file")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=run)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return "n/a" if math.isnan(v) else f"{v:.2f}"
+    return str(v)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from kinest_core.baselines import load_any_checkpoint
+    from kinest_core.model import default_checkpoint_path
+
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
+    path = args.checkpoint or default_checkpoint_path()
+    if path is None:
+        print("kinest evaluate: no shipped checkpoint in this install; pass --checkpoint PATH", file=sys.stderr)
+        return 1
+    model, meta = load_any_checkpoint(path, device=device)
+    say = (lambda s: print(s, file=sys.stderr, flush=True)) if args.json else (lambda s: print(s, flush=True))
+    if args.tracking:
+        from kinest_core.evaluate import evaluate_tracking
+        from kinest_core.model import KineST
+
+        if not isinstance(model, KineST):
+            print("kinest evaluate: --tracking needs a KineST checkpoint (reconstruct runs KineST)", file=sys.stderr)
+            return 1
+        res = evaluate_tracking(args.tracking, model=model, device=str(device), progress=say)
+        rows: tuple[tuple[str, str], ...] = TRACKING_ROWS
+    else:
+        from kinest_core.evaluate import evaluate_motions
+        from kinest_core.mocap import load_motions
+
+        motions = load_motions(args.data)
+        if not motions:
+            print("kinest evaluate: no motion found in --data", file=sys.stderr)
+            return 1
+        res = evaluate_motions(model, motions, device, args.batch_size, progress=say if args.per_file else None)
+        rows = ROWS
+    out: dict[str, Any] = dict(res["overall"])
+    out["checkpoint"] = str(path)
+    out["architecture"] = meta.get("architecture", "KineST")
+    if args.per_file:
+        out["files"] = res["files"]
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"checkpoint: {path} ({out['architecture']})")
+    for key, label in rows:
+        if key in out:
+            print(f"  {label:<26} {_fmt(out[key])}")
+    return 0
