@@ -192,6 +192,12 @@ def ensure_armature(
         pb.rotation_mode = "QUATERNION"
     if prev_active is not None and prev_active != obj:
         context.view_layer.objects.active = prev_active
+        if prev_mode != "OBJECT":  # give the user back the mode they were working in
+            try:
+                with context.temp_override(active_object=prev_active, object=prev_active):
+                    bpy.ops.object.mode_set(mode=prev_mode)
+            except (RuntimeError, TypeError):
+                pass
     return obj
 
 

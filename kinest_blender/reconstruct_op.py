@@ -338,7 +338,9 @@ class KINEST_OT_reconstruct(bpy.types.Operator):
 
     bl_idname = "kinest.reconstruct"
     bl_label = "Reconstruct"
-    bl_options = {"REGISTER", "UNDO"}
+    # UNDO: the finished bake is one undo step. No REGISTER: a redo would rerun the whole
+    # inference synchronously.
+    bl_options = {"UNDO"}
 
     _job: ReconstructJob | None = None
     _timer: Any = None

@@ -292,3 +292,12 @@ def test_bake_writes_whole_arrays_faster_than_per_key_loops(clean):
     loop = time.perf_counter() - t0
     print(f"\n{n} curves x {frames} keys: foreach_set {fast * 1000:.1f} ms, per-key loop {loop * 1000:.1f} ms")
     assert loop > 3 * fast
+
+
+def test_bake_gives_back_the_users_edit_mode(clean):
+    bpy.ops.mesh.primitive_cube_add()
+    cube = clean.active_object
+    bpy.ops.object.mode_set(mode="EDIT")
+    mod("bake").bake_motion(clean, synthetic_motion(20), "take")
+    assert clean.view_layer.objects.active == cube and cube.mode == "EDIT"
+    bpy.ops.object.mode_set(mode="OBJECT")
