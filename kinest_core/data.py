@@ -175,7 +175,7 @@ def augment_motion(
         pelvis = root + rest[:, None, 0]
         root = (pelvis @ rz.transpose(-1, -2)) - rest[:, None, 0]
     lo, hi = config.scale_range
-    if hi > lo:
+    if (lo, hi) != (1.0, 1.0):
         s = (lo + (hi - lo) * torch.rand(b, generator=generator)).to(dev, dt)
         rest = rest * s[:, None, None]
         root = root * s[:, None, None]

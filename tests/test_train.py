@@ -1,0 +1,211 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Training data (windows, augmentation, canonicalisation), the training loop, baselines, evaluation, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from kinest_core import data as kd
+from kinest_core import rotations as rot
+from kinest_core import rotations_torch as trot
+from kinest_core.baselines import MeanPose, load_any_checkpoint
+from kinest_core.evaluate import evaluate_motions, predict_local
+from kinest_core.features import canonicalize_positions, tracking_features
+from kinest_core.mocap import convert_bvh
+from kinest_core.skeleton import MIRROR_JOINTS, TRACKED_JOINTS, forward_kinematics
+from kinest_core.train import ACCAD_ATTRIBUTION, CMU_ATTRIBUTION, TrainConfig, train
+
+FIX = Path(__file__).parent / "fixtures" / "mocap"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def motions() -> list:
+    out = convert_bvh(str(FIX / "02_01_cut.bvh")) + convert_bvh(str(FIX / "accad_Male2_C3_Run_cut.bvh"))
+    for m, name in zip(out, ("02_01_cut", "accad_Male2_C3_Run_cut"), strict=True):
+        m.info["source"] = name
+    return out
+
+
+def _windows(motions: list, w: int = 24, b: int = 3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return kd.MotionWindows(motions, w).sample(b, np.random.default_rng(0))
+
+
+def test_canonicalize_window_numpy_and_torch() -> None:
+    rng = np.random.default_rng(1)
+    p = rng.normal(size=(2, 10, 3, 3))
+    r = np.tile(np.eye(3), (2, 10, 3, 1, 1))
+    c = kd.canonicalize_window(r, p)
+    assert np.allclose(c[..., 0, :2].mean(axis=-2), 0.0)
+    assert np.allclose(c[..., 2], p[..., 2])
+    assert np.allclose(c, canonicalize_positions(p))
+    ct = kd.canonicalize_window(torch.from_numpy(r), torch.from_numpy(p))
+    assert isinstance(ct, torch.Tensor) and np.allclose(ct.numpy(), c)
+
+
+def test_batch_without_augmentation_matches_numpy_features(motions: list) -> None:
+    local, root, rest = _windows(motions)
+    b = kd.make_batch(local.double(), root.double(), rest.double())
+    glob, pos = forward_kinematics(local[0].double().numpy(), rest[0].double().numpy(), root[0].double().numpy())
+    r = glob[:, list(TRACKED_JOINTS)]
+    p = canonicalize_positions(pos[:, list(TRACKED_JOINTS)])
+    assert np.allclose(b.features[0].numpy(), tracking_features(r, p), atol=1e-5)
+    assert np.allclose(b.target[0].numpy().reshape(-1, 22, 6), rot.matrix_to_6d(local[0].double().numpy()), atol=1e-6)
+    # ground-truth joints moved by the same shift as the tracked ones
+    assert np.allclose(b.positions[0, :, list(TRACKED_JOINTS)].numpy(), p, atol=1e-6)
+
+
+def test_mirror_yaw_and_scale_are_rigid_body_changes(motions: list) -> None:
+    local, root, rest = (t.double() for t in _windows(motions, b=2))
+    _, pos = forward_kinematics(local.numpy(), rest.numpy()[:, None], root.numpy())
+    g = torch.Generator().manual_seed(0)
+    off = kd.AugmentConfig.none()
+    mirror = kd.AugmentConfig(**{**off.to_dict(), "mirror": 1.0})
+    ml, mr, mrest = kd.augment_motion(local, root, rest, mirror, g)
+    _, mpos = forward_kinematics(ml.numpy(), mrest.numpy()[:, None], mr.numpy())
+    expect = pos[:, :, list(MIRROR_JOINTS)] * np.array([-1.0, 1.0, 1.0])
+    assert np.allclose(mpos, expect, atol=1e-9)
+    assert np.allclose(np.linalg.det(ml.numpy()), 1.0)
+    yaw = kd.AugmentConfig(**{**off.to_dict(), "yaw": True})
+    yl, yr, yrest = kd.augment_motion(local, root, rest, yaw, g)
+    _, ypos = forward_kinematics(yl.numpy(), yrest.numpy()[:, None], yr.numpy())
+    assert np.allclose(ypos[..., 2], pos[..., 2], atol=1e-9)  # heights kept
+    assert np.allclose(np.linalg.norm(ypos[..., :2], axis=-1), np.linalg.norm(pos[..., :2], axis=-1), atol=1e-9)
+    scale = kd.AugmentConfig(**{**off.to_dict(), "scale_range": (1.1, 1.1)})
+    sl, sr, srest = kd.augment_motion(local, root, rest, scale, g)
+    _, spos = forward_kinematics(sl.numpy(), srest.numpy()[:, None], sr.numpy())
+    assert np.allclose(spos, pos * 1.1, atol=1e-9)
+
+
+def test_dropped_hands_are_held(motions: list) -> None:
+    local, root, rest = _windows(motions, b=4)
+    cfg = kd.AugmentConfig(**{**kd.AugmentConfig.none().to_dict(), "drop_hand": 1.0, "drop_max_frames": 8})
+    b = kd.make_batch(local, root, rest, cfg, torch.Generator().manual_seed(3))
+    # the hands' position change features are exactly zero over a frozen stretch
+    still = (b.features[..., 48:54].abs().reshape(4, 24, 2, 3).sum(-1) == 0).sum(1)
+    assert bool((still >= 3).all())
+
+
+def test_protocol_windows() -> None:
+    assert kd.protocol_windows(96) == [0]
+    assert kd.protocol_windows(200) == [0, 96, 104]
+    assert kd.protocol_windows(192) == [0, 96]
+    assert kd.protocol_windows(50) == []
+
+
+def test_predict_local_stitches_windows() -> None:
+    """Every frame gets the prediction of the window the protocol assigns it to."""
+
+    class FrameEcho(torch.nn.Module):
+        config = type("C", (), {"window": 8})()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            # encode the head's height into the pelvis rotation angle about z
+            angle = x[..., 38:39]
+            aa = torch.cat([torch.zeros_like(angle), torch.zeros_like(angle), angle], dim=-1)
+            m = trot.axis_angle_to_matrix(aa)[..., None, :, :].expand(x.shape[:-1] + (22, 3, 3))
+            return trot.matrix_to_6d(m).reshape(x.shape[:-1] + (132,))
+
+    f = 21
+    r = np.tile(np.eye(3), (f, 3, 1, 1))
+    p = np.zeros((f, 3, 3))
+    p[:, 0, 2] = np.linspace(0.1, 1.0, f)
+    out = predict_local(FrameEcho(), r, p)
+    angles = rot.matrix_to_axis_angle(out[:, 0])[:, 2]
+    assert np.allclose(angles, p[:, 0, 2], atol=1e-6)
+    short = predict_local(FrameEcho(), r[:5], p[:5])
+    assert short.shape[0] == 5 and np.allclose(rot.matrix_to_axis_angle(short[:, 0])[:, 2], p[:5, 0, 2], atol=1e-6)
+
+
+def _tiny(model: str, iterations: int, **kw: object) -> TrainConfig:
+    return TrainConfig(
+        model=model,
+        model_config={"preset": "tiny"},
+        batch_size=4,
+        iterations=iterations,
+        log_every=1,
+        checkpoint_every=2,
+        val_every=0,
+        threads=1,
+        device="cpu",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_train_checkpoint_resume_and_evaluate(motions: list, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    lines: list[str] = []
+    s = train(motions, str(out), _tiny("kinest", 3), val=motions[:1], log=lines.append)
+    assert s["iterations"] == 3 and s["windows_seen"] == 12
+    assert any("windows/s" in line for line in lines)
+    meta = json.loads((out / "checkpoint_last.json").read_text())
+    assert meta["architecture"] == "KineST"
+    assert meta["training"]["iterations"] == 3 and "hardware" in meta["training"]
+    assert CMU_ATTRIBUTION in meta["attributions"] and ACCAD_ATTRIBUTION in meta["attributions"]
+    assert "mpjpe_cm" in meta["validation"]
+    s2 = train(motions, str(out), _tiny("kinest", 5), resume=True, log=lines.append)
+    assert s2["iterations"] == 5 and s2["windows_seen"] == 20
+    assert any("resumed" in line for line in lines)
+    model, _ = load_any_checkpoint(out / "checkpoint_last")
+    res = evaluate_motions(model, motions)
+    assert res["overall"]["frames"] == sum(m.num_frames for m in motions)
+    assert set(res["files"]) == {"02_01_cut", "accad_Male2_C3_Run_cut"}
+
+
+def test_baselines_train_and_load(motions: list, tmp_path: Path) -> None:
+    train(motions, str(tmp_path / "ap"), _tiny("avatarposer", 2), log=lambda s: None)
+    ap, meta = load_any_checkpoint(tmp_path / "ap" / "checkpoint_last")
+    assert meta["architecture"] == "AvatarPoserLite"
+    train(motions, str(tmp_path / "mp"), _tiny("mean_pose", 3), log=lambda s: None)
+    mp, _ = load_any_checkpoint(tmp_path / "mp" / "checkpoint_last")
+    assert isinstance(mp, MeanPose) and float(mp.count) == 3 * 4 * 24
+    # the mean pose's pelvis turns with the head
+    x = torch.zeros(1, 24, 54)
+    turn = trot.axis_angle_to_matrix(torch.tensor([0.0, 0.0, 1.0]))
+    x[..., 0:6] = trot.matrix_to_6d(turn)
+    y = trot.sixd_to_matrix(mp(x).reshape(1, 24, 22, 6))
+    x0 = torch.zeros(1, 24, 54)
+    x0[..., 0:6] = trot.matrix_to_6d(torch.eye(3))
+    y0 = trot.sixd_to_matrix(mp(x0).reshape(1, 24, 22, 6))
+    assert torch.allclose(y[0, 0, 0], turn @ y0[0, 0, 0], atol=1e-5)
+    assert torch.allclose(y[0, 0, 5], y0[0, 0, 5])
+
+
+def test_cli_train_runs_under_torchrun_with_two_processes(tmp_path: Path) -> None:
+    """DDP code path: two CPU processes (gloo) train a tiny model for two iterations."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port=29517",
+        "-m",
+        "kinest_core.cli",
+        "train",
+        "--data",
+        str(FIX / "02_01_cut.bvh"),
+        "--out",
+        str(tmp_path / "ddp"),
+        "--tiny",
+        "--iterations",
+        "2",
+        "--batch-size",
+        "2",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+    ]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr[-2000:]
+    meta = json.loads((tmp_path / "ddp" / "checkpoint_last.json").read_text())
+    assert meta["training"]["batch_size"] == 4 and "x 2 processes" in meta["training"]["hardware"]
