@@ -282,10 +282,23 @@ def read_bvh(path: str) -> BvhData:
 # Z-up (x, y, z) -> BVH Y-up (x, z, -y): a proper rotation, the inverse of what Blender's
 # BVH importer applies with its default forward -Z / up Y.
 ZUP_TO_YUP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
-_LEAF_END_SITES = {15: (0.0, 0.0, 0.13), 20: (0.08, 0.0, 0.0), 21: (-0.08, 0.0, 0.0), 10: (0.0, -0.06, 0.0), 11: (0.0, -0.06, 0.0)}
+_LEAF_END_SITES = {
+    15: (0.0, 0.0, 0.13),
+    20: (0.08, 0.0, 0.0),
+    21: (-0.08, 0.0, 0.0),
+    10: (0.0, -0.06, 0.0),
+    11: (0.0, -0.06, 0.0),
+}
 
 
-def write_motion_bvh(path: str, local_rotations: NDArray, root_translation: NDArray, rest_offsets: NDArray, fps: float, unit_scale: float = 100.0) -> None:
+def write_motion_bvh(
+    path: str,
+    local_rotations: NDArray,
+    root_translation: NDArray,
+    rest_offsets: NDArray,
+    fps: float,
+    unit_scale: float = 100.0,
+) -> None:
     """Write an SMPL-22 motion as BVH: Y-up, centimetres (``unit_scale`` per metre), ZXY channels.
 
     ``local_rotations`` are (frames, 22, 4) wxyz quaternions in the Z-up frame.
@@ -296,7 +309,9 @@ def write_motion_bvh(path: str, local_rotations: NDArray, root_translation: NDAr
     mats_y = c @ mats @ c.T
     offsets_y = (np.asarray(rest_offsets) @ c.T) * unit_scale
     root_y = (np.asarray(root_translation) + rest_offsets[0]) @ c.T * unit_scale
-    euler = Rotation.from_matrix(mats_y.reshape(-1, 3, 3)).as_euler("ZXY", degrees=True).reshape(q.shape[0], NUM_JOINTS, 3)
+    euler = (
+        Rotation.from_matrix(mats_y.reshape(-1, 3, 3)).as_euler("ZXY", degrees=True).reshape(q.shape[0], NUM_JOINTS, 3)
+    )
     scale = float(np.linalg.norm(rest_offsets[1:], axis=-1).sum() / 4.25)
 
     out: list[str] = ["HIERARCHY"]

@@ -42,7 +42,9 @@ def test_reader_reports_file_and_line(tmp_path) -> None:
     with pytest.raises(BvhError, match=r"bad\.bvh, line 4"):
         read_bvh(str(bad))
     trunc = tmp_path / "trunc.bvh"
-    trunc.write_text("HIERARCHY\nROOT hip\n{\n OFFSET 0 0 0\n CHANNELS 3 Xposition Yposition Zposition\n}\nMOTION\nFrames: 5\nFrame Time: 0.01\n0 0 0\n")
+    trunc.write_text(
+        "HIERARCHY\nROOT hip\n{\n OFFSET 0 0 0\n CHANNELS 3 Xposition Yposition Zposition\n}\nMOTION\nFrames: 5\nFrame Time: 0.01\n0 0 0\n"
+    )
     with pytest.raises(BvhError, match="truncated"):
         read_bvh(str(trunc))
     with pytest.raises(BvhError, match="not a BVH"):
@@ -63,7 +65,12 @@ def test_cli_info_reconstruct(tmp_path, tiny_checkpoint, capsys) -> None:
     tracking = synthetic_tracking(70)
     tracking.save_npz(str(tmp_path / "take.npz"))
     out = tmp_path / "out" / "take"
-    assert main(["reconstruct", str(tmp_path / "take.npz"), "-o", str(out), "--checkpoint", str(tiny_checkpoint), "--quiet"]) == 0
+    assert (
+        main(
+            ["reconstruct", str(tmp_path / "take.npz"), "-o", str(out), "--checkpoint", str(tiny_checkpoint), "--quiet"]
+        )
+        == 0
+    )
     with np.load(out.with_suffix(".npz")) as z:
         assert z["local_rotations"].shape == (70, 22, 4) and z["joint_positions"].shape == (70, 22, 3)
     assert read_bvh(str(out.with_suffix(".bvh"))).num_frames == 70
@@ -75,6 +82,12 @@ def test_cli_info_reconstruct(tmp_path, tiny_checkpoint, capsys) -> None:
 def test_cli_bench_json_reports_ratios(tiny_checkpoint, capsys) -> None:
     assert main(["bench", "--json", "--quick", "--checkpoint", str(tiny_checkpoint)]) == 0
     res = json.loads(capsys.readouterr().out)
-    for key in ("offline_fps", "online_fps", "ms_per_window_batch1", "scan_speedup_vs_naive", "skfm_train_scan_speedup"):
+    for key in (
+        "offline_fps",
+        "online_fps",
+        "ms_per_window_batch1",
+        "scan_speedup_vs_naive",
+        "skfm_train_scan_speedup",
+    ):
         assert res[key] > 0
     assert res["scan_speedup_vs_naive"] > 1.0  # the chunked scan beats the step loop

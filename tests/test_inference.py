@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from kinest_core.bench import synthetic_tracking
-from kinest_core.inference import CancelToken, Cancelled, InferenceStats, reconstruct, window_starts
+from kinest_core.inference import Cancelled, CancelToken, InferenceStats, reconstruct, window_starts
 from kinest_core.model import KineST, KineSTConfig, load_checkpoint, save_checkpoint
 from kinest_core.skeleton import HEAD, PARENTS, Skeleton
 from kinest_core.types import Motion, TrackingSequence
@@ -54,7 +54,9 @@ def test_modes_place_the_head_on_the_tracked_head(tiny_model: KineST, mode: str)
     np.testing.assert_allclose(motion.joint_positions[:, HEAD], tracking.head[:, :3, 3], atol=1e-9)
     # bone lengths are those of the body it was placed on
     bones = np.linalg.norm(motion.joint_positions[:, 1:] - motion.joint_positions[:, list(PARENTS[1:])], axis=-1)
-    np.testing.assert_allclose(bones, np.broadcast_to(np.linalg.norm(motion.rest_offsets[1:], axis=-1), bones.shape), atol=1e-9)
+    np.testing.assert_allclose(
+        bones, np.broadcast_to(np.linalg.norm(motion.rest_offsets[1:], axis=-1), bones.shape), atol=1e-9
+    )
     assert np.all(np.sum(motion.local_rotations[1:] * motion.local_rotations[:-1], axis=-1) >= 0)  # continuous signs
 
 
@@ -90,7 +92,10 @@ class WindowContextNet(torch.nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         head_z = features[..., 38]
-        context = features[..., 45:48].mean(dim=1, keepdim=True).norm(dim=-1) * 50 + features[..., 38].mean(1, keepdim=True) * 5
+        context = (
+            features[..., 45:48].mean(dim=1, keepdim=True).norm(dim=-1) * 50
+            + features[..., 38].mean(1, keepdim=True) * 5
+        )
         yaw = head_z + context
         out = torch.zeros(features.shape[:-1] + (22, 6))
         out[..., :, 0] = 1.0
@@ -164,7 +169,15 @@ def test_motion_and_tracking_npz_roundtrip(tmp_path, tiny_model: KineST) -> None
     assert abs(Skeleton(motion.rest_offsets).height - 1.6) < 1e-9
     motion.save_npz(str(tmp_path / "m.npz"))
     with np.load(tmp_path / "m.npz") as z:
-        assert {"local_rotations", "root_translation", "joint_positions", "fps", "joint_names", "parents", "rest_offsets"} <= set(z.files)
+        assert {
+            "local_rotations",
+            "root_translation",
+            "joint_positions",
+            "fps",
+            "joint_names",
+            "parents",
+            "rest_offsets",
+        } <= set(z.files)
         assert z["joint_names"][15] == "head"
     m2 = Motion.load_npz(str(tmp_path / "m.npz"))
     np.testing.assert_allclose(m2.joint_positions, motion.joint_positions)

@@ -93,9 +93,7 @@ def test_torch_twins_match_numpy(rotvecs: np.ndarray) -> None:
     q_t = trot.matrix_to_quat(m).numpy()
     q_n = rot.matrix_to_quat(m.numpy())
     np.testing.assert_allclose(np.abs(np.sum(q_t * q_n, axis=1)), 1.0, atol=1e-9)
-    np.testing.assert_allclose(
-        trot.axis_angle_to_matrix(trot.matrix_to_axis_angle(m)).numpy(), m.numpy(), atol=1e-9
-    )
+    np.testing.assert_allclose(trot.axis_angle_to_matrix(trot.matrix_to_axis_angle(m)).numpy(), m.numpy(), atol=1e-9)
     np.testing.assert_allclose(trot.sixd_to_matrix(trot.matrix_to_6d(m)).numpy(), m.numpy(), atol=1e-12)
     np.testing.assert_allclose(trot.quat_to_matrix(torch.tensor(q_n)).numpy(), m.numpy(), atol=1e-12)
     np.testing.assert_allclose(
@@ -106,7 +104,9 @@ def test_torch_twins_match_numpy(rotvecs: np.ndarray) -> None:
 
 
 def test_torch_log_exp_gradients_are_finite_at_zero_and_near_pi() -> None:
-    v = torch.tensor([[0.0, 0.0, 0.0], [1e-7, 0.0, 0.0], [0.0, np.pi - 1e-4, 0.0], [0.3, -0.2, 0.1]], dtype=torch.float64)
+    v = torch.tensor(
+        [[0.0, 0.0, 0.0], [1e-7, 0.0, 0.0], [0.0, np.pi - 1e-4, 0.0], [0.3, -0.2, 0.1]], dtype=torch.float64
+    )
     v.requires_grad_(True)
     m = trot.axis_angle_to_matrix(v)
     back = trot.matrix_to_axis_angle(m)

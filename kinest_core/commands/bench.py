@@ -35,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(res, indent=2))
         return 0
     print(f"offline: {res['offline_fps']:.0f} frames/s ({res['offline_realtime']:.1f}x real time at 60 fps)")
-    print(f"online (stride {res['online_stride']:.0f}): {res['online_fps']:.0f} frames/s ({res['online_realtime']:.1f}x real time)")
+    print(
+        f"online (stride {res['online_stride']:.0f}): {res['online_fps']:.0f} frames/s ({res['online_realtime']:.1f}x real time)"
+    )
     print(f"one 96-frame window, batch 1: {res['ms_per_window_batch1']:.1f} ms")
     print(f"SSD scan, fast chunked vs naive loop: {res['scan_speedup_vs_naive']:.1f}x")
     print(f"SKFM scan forward+backward, fast vs plain chunked: {res['skfm_train_scan_speedup']:.2f}x")

@@ -50,14 +50,14 @@ def mamba_ssm_scan() -> Any:
 
 def ssd_recurrent(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None = None) -> Tensor:
     """Step-by-step SSD. x (b,l,h,p), dt (b,l,h), A (h,), B/C (b,l,g,n) with g dividing h."""
-    b, l, h, p = x.shape
+    b, length, h, p = x.shape
     g, n = B.shape[-2:]
     rep = h // g
     Bh = B.repeat_interleave(rep, dim=2)
     Ch = C.repeat_interleave(rep, dim=2)
     state = x.new_zeros(b, h, p, n)
     ys = []
-    for t in range(l):
+    for t in range(length):
         decay = torch.exp(dt[:, t] * A)  # (b,h)
         state = state * decay[..., None, None] + (dt[:, t, :, None, None] * x[:, t, :, :, None]) * Bh[:, t, :, None, :]
         ys.append(torch.einsum("bhpn,bhn->bhp", state, Ch[:, t]))
@@ -89,7 +89,7 @@ def ssd_chunked_reference(
     x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None = None, chunk_size: int = 64
 ) -> Tensor:
     """The plain chunked scan (benchmark baseline): masked decay tensors and einsum contractions."""
-    b, l, h, p = x.shape
+    b, length, h, p = x.shape
     g = B.shape[2]
     rep = h // g
     Bh = B.repeat_interleave(rep, dim=2)
@@ -114,7 +114,7 @@ def ssd_chunked_reference(
     states = new_states[:, :-1]
     state_decay_out = torch.exp(a_cum)
     y_off = torch.einsum("bclhn,bchpn,bhcl->bclhp", Cs, states, state_decay_out)
-    y = (y_diag + y_off).reshape(b, c * q, h, p)[:, :l]
+    y = (y_diag + y_off).reshape(b, c * q, h, p)[:, :length]
     if D is not None:
         y = y + x * D[:, None]
     return y
@@ -142,7 +142,7 @@ def ssd_chunked(
     matmul on contiguous (or simply transposed) blocks: no broadcast matmuls, whose
     backward falls back to one small GEMM per matrix.
     """
-    b, l, h, p = x.shape
+    b, length, h, p = x.shape
     g, n = B.shape[-2:]
     if g != 1:
         return ssd_chunked_reference(x, dt, A, B, C, D=D, chunk_size=chunk_size)
@@ -172,7 +172,7 @@ def ssd_chunked(
         s_in.append(s_in[-1] * chunk_decay[k][..., None] + per_chunk[k])
     s_prev = torch.stack(s_in, dim=1)  # b c h*p n
     y_off = (Cc @ s_prev.transpose(-1, -2)).reshape(b, c, q, h, p) * torch.exp(cum).transpose(-1, -2)[..., None]
-    y = (y + y_off).reshape(b, c * q, h, p)[:, :l]
+    y = (y + y_off).reshape(b, c * q, h, p)[:, :length]
     if D is not None:
         y = y + x * D[:, None]
     return y
@@ -240,7 +240,9 @@ class Mamba2(nn.Module):
     def forward(self, u: Tensor) -> Tensor:
         batch, length, _ = u.shape
         zxbcdt = self.in_proj(u)
-        z, xbc, dt = torch.split(zxbcdt, [self.d_inner, self.d_inner + 2 * self.ngroups * self.d_state, self.nheads], dim=-1)
+        z, xbc, dt = torch.split(
+            zxbcdt, [self.d_inner, self.d_inner + 2 * self.ngroups * self.d_state, self.nheads], dim=-1
+        )
         dt = F.softplus(dt + self.dt_bias)
         xbc = F.silu(self.conv1d(xbc.transpose(1, 2))[..., :length].transpose(1, 2))
         x, B, C = torch.split(xbc, [self.d_inner, self.ngroups * self.d_state, self.ngroups * self.d_state], dim=-1)
