@@ -11,7 +11,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from kb_helpers import PKG, USER_RESOURCES, bpy, mod
+from kb_helpers import PKG, USER_RESOURCES, bpy, build_module, mod
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -21,7 +21,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture(scope="session")
 def built_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The extension zip with only the kinest_core wheel, through Blender's builder and validator."""
-    from kinest_blender import build
+    build = build_module()
 
     out = tmp_path_factory.mktemp("zip")
     (zp,) = build.build(out, ["linux-x64"], wheel_set="core")

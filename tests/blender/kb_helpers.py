@@ -12,7 +12,9 @@ from this environment); the full zip is tested in ``test_full_zip.py`` (opt-in, 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
+import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
@@ -28,6 +30,19 @@ bpy = pytest.importorskip("bpy")
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
 PKG = "bl_ext.user_default.kinest"
+
+
+def build_module() -> ModuleType:
+    """``kinest_blender.build`` (runs without bpy), also under a bare ``pytest`` where the repo root is not on sys.path."""
+    try:
+        return importlib.import_module("kinest_blender.build")
+    except ImportError:
+        spec = importlib.util.spec_from_file_location("kinest_blender_build", REPO / "kinest_blender" / "build.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up by name
+        spec.loader.exec_module(module)
+        return module
 
 
 def mod(name: str) -> ModuleType:

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import tomllib
+from kb_helpers import build_module
 
-from kinest_blender import build
+build = build_module()
 
 TORCH_REQUIRES = [
     "filelock",

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from kb_helpers import REPO, recording_path
+from kb_helpers import REPO, build_module, recording_path
 
 pytestmark = [
     pytest.mark.slow,
@@ -90,7 +90,7 @@ SCRIPT = textwrap.dedent(
 
 
 def test_full_zip_installs_and_reconstructs_without_torch_beforehand(tmp_path, checkpoint):
-    from kinest_blender import build
+    build = build_module()
 
     t0 = time.perf_counter()
     (zp,) = build.build(tmp_path / "zip", ["linux-x64"], wheel_set="all")
