@@ -180,6 +180,7 @@ def test_quat_order_override(tmp_path: Path) -> None:
     p = _write(tmp_path / "mislabelled.csv", header, rows)
     wrong = read_tracking(p)
     assert "ROTATION_SUSPECT" in codes(wrong)
+    assert "quat_order='wxyz'" in next(w.message for w in wrong.warnings if w.code == "ROTATION_SUSPECT")
     right = read_tracking(p, quat_order="wxyz")
     a = read_tracking(FIX / "km_who_is_alyx_fixed_cutout.csv")
     assert np.allclose(a.transforms(), right.transforms()) and not codes(right)

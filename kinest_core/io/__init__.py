@@ -19,6 +19,7 @@ __all__ = [
     "CONVENTION_PRESETS",
     "DEVICE_FAMILIES",
     "FORMATS",
+    "OPTION_CHOICES",
     "PRESETS",
     "QUAT_ORDERS",
     "UNIT_CHOICES",

@@ -81,6 +81,17 @@ def read_bvh_tracking(path: str) -> RawTracking:
         raise TrackingFileError(path, "holds NaN, inf or absurd channel values", where=f"frame {f}")
     if not (np.isfinite(bvh.frame_time) and 1e-5 < bvh.frame_time < 10.0):
         raise TrackingFileError(path, f"Frame Time {bvh.frame_time} is not plausible", hint="it is seconds per frame")
+    for name, chans in zip(bvh.names, bvh.channels, strict=True):
+        pos_axes = [c[0].upper() for c in chans if c.lower().endswith("position")]
+        rot_axes = [c[0].upper() for c in chans if not c.lower().endswith("position")]
+        if len(set(rot_axes)) != len(rot_axes) or len(set(pos_axes)) != len(pos_axes) or len(rot_axes) > 3:
+            raise TrackingFileError(
+                path,
+                f"joint {name!r} has channels {' '.join(chans)}: each axis may appear once",
+                hint="re-export the BVH",
+            )
+        if any(c[:1].upper() not in "XYZ" or c[1:].lower() not in ("position", "rotation") for c in chans):
+            raise TrackingFileError(path, f"joint {name!r} has an unknown channel in {' '.join(chans)}")
     keys = [_key(n) for n in bvh.names]
     idx = [_find(keys, HEAD_NAMES), _find(keys, LEFT_NAMES), _find(keys, RIGHT_NAMES)]
     if idx[0] is None:

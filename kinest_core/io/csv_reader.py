@@ -335,6 +335,8 @@ def read_csv_tracking(
         rcols = {c: slots[(dev, "rot", c)] for c in "wxyz" if (dev, "rot", c) in slots}
         ecols = {c: slots[(dev, "euler", c)] for c in "xyz" if (dev, "euler", c) in slots}
         if len(rcols) == 4:
+            file_order = "".join(sorted(rcols, key=lambda c: rcols[c]))
+            info.setdefault("rotation_file_order", {})[dev] = file_order
             if quat_order in ("xyzw", "wxyz"):
                 ordered = sorted(rcols.values())
                 comp = {quat_order[k]: ordered[k] for k in range(4)}

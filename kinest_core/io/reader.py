@@ -13,13 +13,26 @@ from numpy.typing import NDArray
 from kinest_core.io.bsor import BSOR_MAGIC, read_bsor
 from kinest_core.io.bvh_reader import read_bvh_tracking
 from kinest_core.io.calibration import DEVICE_FAMILIES, Calibration, apply_calibration, detect_family
-from kinest_core.io.conventions import PRESETS, UNIT_CHOICES, UNIT_SCALES, Convention, get_convention, to_world
+from kinest_core.io.conventions import (
+    CONVENTION_PRESETS,
+    PRESETS,
+    UNIT_CHOICES,
+    UNIT_SCALES,
+    Convention,
+    get_convention,
+    to_world,
+)
 from kinest_core.io.csv_reader import TIME_UNITS, classify_column, read_csv_tracking
 from kinest_core.io.errors import TrackingFileError
 from kinest_core.io.raw import RawTracking, check_size
 from kinest_core.io.resample import clean_times, find_runs, resample_device
 from kinest_core.io.units import HEAD_HEIGHT_RANGE_M, REACH_RANGE_M, body_scale_stats, detect_units
-from kinest_core.io.validation import validate_devices
+from kinest_core.io.validation import (
+    HEAD_ROLL_P90_MAX_DEG,
+    HEAD_TILT_MEDIAN_MAX_DEG,
+    motion_stats,
+    validate_devices,
+)
 from kinest_core.rotations import quat_to_matrix
 from kinest_core.skeleton import HEAD, NEUTRAL_HEIGHT, Skeleton
 from kinest_core.types import DEVICES, TrackingSequence, TrackingWarning
@@ -45,7 +58,22 @@ WARNING_CODES: tuple[str, ...] = (
 )
 
 
+#: Longest take accepted (a whole day of play); longer spans are broken time columns.
+MAX_DURATION_S = 24 * 3600.0
 _GUESSED = "data (up axis from head above hands); handedness assumed right (OpenXR)"
+
+
+#: For user interfaces (the Blender add-on): each string option of ``read_tracking``, its choices
+#: (first = default) and a one-line description. Values are passed through unchanged.
+OPTION_CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
+    "format": (FORMATS, "file format (auto: from the extension and first bytes)"),
+    "convention": (CONVENTION_PRESETS, "axes and handedness of the source (auto: from the format, else OpenXR)"),
+    "units": (UNIT_CHOICES, "position units (auto: from body proportions and the format)"),
+    "quat_order": (QUAT_ORDERS, "quaternion component order (auto: column names / format)"),
+    "time_units": (("auto", "s", "ms", "us", "ns"), "unit of a CSV time column (auto: name, then spacing)"),
+    "calibration": (DEVICE_FAMILIES, "device -> joint offsets (auto: from device names, else generic)"),
+    "floor": (("auto", "estimate"), "floor level (auto: file origin if at standing height; or give metres)"),
+}
 
 
 @dataclass
@@ -215,6 +243,14 @@ def poses_from_raw(
         )
     t = raw.times[order]
     t = t - t[0]
+    if t[-1] > MAX_DURATION_S:
+        jump = int(np.argmax(np.diff(t)))
+        raise TrackingFileError(
+            path,
+            f"the time stamps span {t[-1]:.3g} s (over {MAX_DURATION_S / 3600:.0f} h), the largest jump "
+            f"{np.diff(t)[jump]:.3g} s at sample {order[jump + 1]}",
+            hint="check the time column and time_units= (s, ms, us, ns), or split the take",
+        )
     qn, qinfo, qwarn = _prepare_quats(raw, path)
     valid = qinfo.pop("valid")[order]
     info.update(qinfo)
@@ -274,8 +310,35 @@ def poses_from_raw(
         )
     info["original_samples"] = int(raw.num_samples)
     dp = DevicePoses(t, pos_w, rot_w, valid, info, warnings, joints=raw.joints)
-    dp.warnings.extend(validate_devices(dp.times, dp.positions, dp.rotations, dp.valid, joints=raw.joints, info=info))
+    checks = validate_devices(dp.times, dp.positions, dp.rotations, dp.valid, joints=raw.joints, info=info)
+    if any(w.code == "ROTATION_SUSPECT" for w in checks):
+        checks = [_with_order_hint(w, raw, conv, qn[order], dp) if w.code == "ROTATION_SUSPECT" else w for w in checks]
+    dp.warnings.extend(checks)
     return dp
+
+
+def _with_order_hint(
+    w: TrackingWarning, raw: RawTracking, conv: Convention, quats: NDArray, dp: DevicePoses
+) -> TrackingWarning:
+    """Say which ``quat_order`` would make the head plausible, if one does (the user decides)."""
+    if raw.format == "bsor" and raw.info.get("quat_order", "").startswith("xyzw"):
+        file_order = "xyzw"
+    elif raw.format == "csv" and raw.info.get("quat_order") == "by column name":
+        file_order = raw.info.get("rotation_file_order", {}).get("head", "")
+    else:
+        return w
+    # reading the file-order columns as the other order permutes the labelled components
+    candidate, perm = {"xyzw": ("wxyz", [1, 2, 3, 0]), "wxyz": ("xyzw", [3, 0, 1, 2])}.get(file_order, ("", []))
+    if not candidate:
+        return w
+    _, rot = to_world(conv, np.zeros((1, 3)), quat_to_matrix(quats[:, 0][:, perm]))
+    rots = dp.rotations.copy()
+    rots[:, 0] = rot
+    st = motion_stats(dp.times, dp.positions, rots, dp.valid)
+    if st["head_roll_p90_deg"] <= HEAD_ROLL_P90_MAX_DEG and st["head_tilt_median_deg"] <= HEAD_TILT_MEDIAN_MAX_DEG:
+        hint = f" Read as {candidate} (quat_order='{candidate}') the head looks plausible."
+        return TrackingWarning(w.code, w.message + hint, w.device, w.frames)
+    return w
 
 
 def _plausible(st: dict[str, float | None]) -> bool:
