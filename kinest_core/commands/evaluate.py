@@ -52,6 +52,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+TRACKING_EXTENSIONS = (".csv", ".tsv", ".txt", ".bsor", ".bvh", ".npz", ".json")
+
+
+def tracking_files(paths: list[str]) -> list[str]:
+    """Files as given; folders contribute their recordings (by extension, sorted, not recursive)."""
+    import os
+
+    out: list[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            out.extend(sorted(os.path.join(p, f) for f in os.listdir(p) if f.lower().endswith(TRACKING_EXTENSIONS)))
+        else:
+            out.append(p)
+    return out
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, int):
         return str(v)
@@ -84,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         if not isinstance(model, KineST):
             print("kinest evaluate: --tracking needs a KineST checkpoint (reconstruct runs KineST)", file=sys.stderr)
             return 1
-        res = evaluate_tracking(args.tracking, model=model, device=str(device), progress=say)
+        res = evaluate_tracking(tracking_files(args.tracking), model=model, device=str(device), progress=say)
         rows: tuple[tuple[str, str], ...] = TRACKING_ROWS
     else:
         from kinest_core.evaluate import evaluate_motions
