@@ -225,6 +225,10 @@ def test_npz_round_trip(tmp_path: Path) -> None:
     seq.save_npz(str(p))
     back = read_tracking(p)
     assert back.info["format"] == "npz" and np.allclose(back.transforms(), seq.transforms())
+    assert abs(back.info["body_height_m"] - seq.info["body_height_m"]) < 0.05
+    json.dumps(inspect_report(back))
+    slow = read_tracking(p, resample_fps=30.0)
+    assert slow.fps == 30.0 and np.allclose(slow.transforms(), seq.transforms()[::2], atol=1e-9)
     (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(TrackingFileError, match="bad.npz"):
         read_tracking(tmp_path / "bad.npz")

@@ -52,25 +52,29 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _num(x: Any, spec: str) -> str:
+    return format(x, spec) if isinstance(x, (int, float)) else "?"
+
+
 def _text(r: dict[str, Any]) -> str:
-    lines = [f"{r['file']}", f"  format       {r['format']}" + (f" ({r['layout']})" if r.get("layout") else "")]
-    devs = ", ".join(f"{d['name']} {100 * d['valid_fraction']:.0f} %" for d in r["devices"])
+    lines = [f"{r.get('file')}", f"  format       {r.get('format')}" + (f" ({r['layout']})" if r.get("layout") else "")]
+    devs = ", ".join(f"{d['name']} {100 * d['valid_fraction']:.0f} %" for d in r.get("devices", []))
     lines.append(f"  devices      {devs}")
     lines.append(
-        f"  frames       {r['frames']} at {r['fps']:g} fps (original {r['original_samples']} samples, "
-        f"{r['original_rate_hz']:.1f} Hz, {r['duration_s']:.2f} s)"
+        f"  frames       {r.get('frames')} at {_num(r.get('fps'), 'g')} fps (original {r.get('original_samples')} "
+        f"samples, {_num(r.get('original_rate_hz'), '.1f')} Hz, {_num(r.get('duration_s'), '.2f')} s)"
     )
-    lines.append(f"  units        {r['units']} ({r['units_from']})")
+    lines.append(f"  units        {r.get('units')} ({r.get('units_from')})")
     lines.append(
-        f"  axes         {r['convention']}: {r['handedness']}-handed, up {r['up_axis']}, "
-        f"device forward {r['device_forward_axis']} ({r['convention_from']})"
+        f"  axes         {r.get('convention')}: {r.get('handedness')}-handed, up {r.get('up_axis')}, "
+        f"device forward {r.get('device_forward_axis')} ({r.get('convention_from')})"
     )
-    lines.append(f"  rotations    {r['quat_order']}")
+    lines.append(f"  rotations    {r.get('quat_order')}")
     if r.get("time_column"):
-        lines.append(f"  time         {r['time_column']!r} in {r['time_units']}, {r['time_base']}")
-    lines.append(f"  devices as   {r['device_family']} (calibration)")
-    lines.append(f"  body height  {r['body_height_m']:.2f} m (floor: {r['floor_from']})")
-    if r["warnings"]:
+        lines.append(f"  time         {r['time_column']!r} in {r.get('time_units')}, {r.get('time_base')}")
+    lines.append(f"  devices as   {r.get('device_family')} (calibration)")
+    lines.append(f"  body height  {_num(r.get('body_height_m'), '.2f')} m (floor: {r.get('floor_from')})")
+    if r.get("warnings"):
         lines.append("  warnings:")
         for w in r["warnings"]:
             lines.append(f"    {w['code']}: {w['message']}")

@@ -499,8 +499,57 @@ def _read_npz(path: str, resample_fps: float | None) -> TrackingSequence:
         ) from exc
     except Exception as exc:  # zipfile.BadZipFile and friends
         raise TrackingFileError(path, f"is not a readable .npz ({type(exc).__name__}: {exc})") from exc
-    seq.info.update({"file": path, "format": "npz", "original_rate_hz": seq.fps, "duration_s": float(seq.times[-1])})
-    return seq
+    n = seq.num_frames
+    if n < 2 or not np.all(np.diff(seq.times) > 0):
+        raise TrackingFileError(path, "'times' must hold at least 2 increasing values", hint="write it with save_npz")
+    t = seq.times - seq.times[0]
+    if t[-1] > MAX_DURATION_S:
+        raise TrackingFileError(path, f"'times' spans {t[-1]:.3g} s", hint="times are seconds")
+    mats = seq.transforms()
+    if not np.allclose(mats[..., :3, :3] @ np.swapaxes(mats[..., :3, :3], -1, -2), np.eye(3), atol=1e-3):
+        raise TrackingFileError(path, "holds matrices that are not rotations + translations", hint="check the arrays")
+    info: dict[str, Any] = {
+        "file": path,
+        "format": "npz",
+        "units": "m",
+        "units_from": "npz format",
+        "convention": "blender",
+        "convention_from": "npz format (KineST joint poses)",
+        "handedness": "right",
+        "up_axis": "+Z",
+        "device_forward_axis": "-Y",
+        "quat_order": "n/a (matrices)",
+        "device_family": "joints",
+        "original_samples": n,
+        "original_times": t,
+        "original_rate_hz": float(1.0 / np.median(np.diff(t))),
+        "duration_s": float(t[-1]),
+    }
+    head_top = float(np.percentile(mats[seq.valid[:, 0], 0, 2, 3], 95)) if seq.valid[:, 0].any() else 1.6
+    neutral_head = float(Skeleton.neutral(NEUTRAL_HEIGHT).rest_joints()[HEAD, 2])
+    info["body_height_m"] = float(np.clip(head_top * NEUTRAL_HEIGHT / neutral_head, 1.0, 2.3))
+    info["floor_level_m"] = 0.0
+    info["floor_from"] = "npz format (z = 0)"
+    if (
+        resample_fps is None
+        or abs(float(seq.fps) - float(resample_fps)) < 1e-9
+        and np.allclose(np.diff(t), 1.0 / float(resample_fps), atol=1e-6)
+    ):
+        out_t, fps, out = t, float(seq.fps) if resample_fps is None else float(resample_fps), mats
+        valid = seq.valid
+    else:
+        fps = float(resample_fps)
+        out_t = np.arange(int(np.floor(t[-1] * fps + 1e-6)) + 1) / fps
+        out = np.tile(np.eye(4), (out_t.shape[0], 3, 1, 1))
+        valid = np.zeros((out_t.shape[0], 3), dtype=bool)
+        for d in range(3):
+            p, rr, v = resample_device(t, mats[:, d, :3, 3], mats[:, d, :3, :3], seq.valid[:, d], out_t, 0.25)
+            out[:, d, :3, :3] = rr
+            out[:, d, :3, 3] = p
+            valid[:, d] = v
+    info["frames"] = int(out_t.shape[0])
+    info["fps"] = fps
+    return TrackingSequence(out_t, out[:, 0], out[:, 1], out[:, 2], valid, fps=fps, info=info, warnings=[])
 
 
 def _finish(
