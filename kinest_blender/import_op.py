@@ -27,7 +27,22 @@ if TYPE_CHECKING:
 DEVICES = ("head", "left_wrist", "right_wrist")
 DEVICE_PROP = "kinest_device"
 
-# Names match kinest_core.io.conventions (kept here so registering the add-on imports no torch).
+# Identifiers match kinest_core.io.reader.OPTION_CHOICES (a test checks it); they are spelled
+# out here so that registering the add-on imports no torch.
+FORMAT_ITEMS = [
+    ("auto", "Auto", "From the file extension and its first bytes"),
+    ("csv", "CSV", "Comma-separated columns (time, head and hand positions and rotations)"),
+    ("bvh", "BVH", "A head + hands hierarchy, or full-body mocap"),
+    ("bsor", "Beat Saber replay", "BS Open Replay (.bsor)"),
+    ("npz", "NumPy tracking", "KineST tracking .npz (times, head, left_wrist, right_wrist)"),
+]
+TIME_UNIT_ITEMS = [
+    ("auto", "Auto", "From the column name, then the sample spacing"),
+    ("s", "Seconds", ""),
+    ("ms", "Milliseconds", ""),
+    ("us", "Microseconds", ""),
+    ("ns", "Nanoseconds", ""),
+]
 CONVENTION_ITEMS = [
     ("auto", "Auto", "Pick the convention from the file format and its data"),
     ("openxr", "OpenXR / WebXR", "Right-handed, Y up, -Z forward, metres"),
@@ -252,6 +267,10 @@ class KINEST_OT_import_tracking(bpy.types.Operator, ImportHelper):
 
     filename_ext = ".csv"
     filter_glob: StringProperty(default="*.csv;*.bvh;*.bsor;*.npz;*.csv.gz;*.bvh.gz", options={"HIDDEN"})
+    format: EnumProperty(name="Format", items=FORMAT_ITEMS, default="auto", description="File format")
+    time_units: EnumProperty(
+        name="Time Units", items=TIME_UNIT_ITEMS, default="auto", description="Unit of a CSV time column"
+    )
     convention: EnumProperty(
         name="Convention", items=CONVENTION_ITEMS, default="auto", description="Axes and handedness of the recording"
     )
@@ -282,10 +301,12 @@ class KINEST_OT_import_tracking(bpy.types.Operator, ImportHelper):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         layout.use_property_split = True
+        layout.prop(self, "format")
         layout.prop(self, "convention")
         layout.prop(self, "units")
         layout.prop(self, "quat_order")
         layout.prop(self, "device_family")
+        layout.prop(self, "time_units")
         layout.prop(self, "input_fps")
         layout.prop(self, "set_active")
         detected = _LAST_DETECTED.get(self.filepath)
@@ -299,6 +320,8 @@ class KINEST_OT_import_tracking(bpy.types.Operator, ImportHelper):
         try:
             tracking = read_tracking_file(
                 self.filepath,
+                format=self.format,
+                time_units=self.time_units,
                 convention=self.convention,
                 units=self.units,
                 quat_order=self.quat_order,

@@ -301,3 +301,19 @@ def test_bake_gives_back_the_users_edit_mode(clean):
     mod("bake").bake_motion(clean, synthetic_motion(20), "take")
     assert clean.view_layer.objects.active == cube and cube.mode == "EDIT"
     bpy.ops.object.mode_set(mode="OBJECT")
+
+
+def test_import_choices_match_the_core_reader():
+    from kinest_core.io.reader import OPTION_CHOICES
+
+    io = mod("import_op")
+    ours = {
+        "format": io.FORMAT_ITEMS,
+        "convention": io.CONVENTION_ITEMS,
+        "units": io.UNIT_ITEMS,
+        "quat_order": io.QUAT_ORDER_ITEMS,
+        "time_units": io.TIME_UNIT_ITEMS,
+        "calibration": io.FAMILY_ITEMS,
+    }
+    for option, items in ours.items():
+        assert {i[0] for i in items} == set(OPTION_CHOICES[option][0]), option
