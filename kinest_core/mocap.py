@@ -462,6 +462,16 @@ def good_segments(
     return segs
 
 
+def smooth_motion(local: Array, root: Array, sigma_frames: float) -> tuple[Array, Array]:
+    """Gaussian smoothing over time of local rotations (F, 22, 3, 3) (via continuous quaternions) and root (F, 3)."""
+    from scipy.ndimage import gaussian_filter1d
+
+    q = rot.quat_make_continuous(rot.matrix_to_quat(local), axis=0)
+    q = gaussian_filter1d(q, sigma_frames, axis=0, mode="nearest")
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    return rot.quat_to_matrix(q), gaussian_filter1d(root, sigma_frames, axis=0, mode="nearest")
+
+
 def resample(local: Array, root: Array, fps: float, target_fps: float = TARGET_FPS) -> tuple[Array, Array]:
     """Local rotations (F, 22, 3, 3) + root (F, 3) at ``fps`` -> wxyz quats (G, 22, 4), root (G, 3) at ``target_fps``."""
     q = rot.quat_make_continuous(rot.matrix_to_quat(local), axis=0)
@@ -486,12 +496,15 @@ def convert_bvh(
     floor: str = "auto",
     min_segment_seconds: float = MIN_SEGMENT_SECONDS,
     report: list[ConversionReport] | None = None,
+    smooth_s: float = 0.0,
 ) -> list[Motion]:
     """Convert one full-body BVH to SMPL-22 motions at ``target_fps`` (one per glitch-free segment).
 
     ``skeleton``: a spec, a key of :data:`SKELETONS`, or None to detect. ``fps`` overrides
     the frame rate (default: header, corrected by :data:`FPS_OVERRIDES`). ``floor``:
     ``"auto"`` moves the floor to z = 0 from the feet, ``"keep"`` leaves heights as captured.
+    ``smooth_s`` > 0: Gaussian smoothing (sigma in seconds, at the source rate, before
+    resampling) against marker noise; 0 (default) keeps the converted motion exact.
     """
     bvh = read_bvh(path)
     spec = SKELETONS[skeleton] if isinstance(skeleton, str) else (skeleton or detect_skeleton(bvh))
@@ -528,6 +541,8 @@ def convert_bvh(
         local, pos = solve_pose(part, calib)
         errs.append(np.linalg.norm(pos - part.positions, axis=-1))
         root = part.positions[:, 0] - calib.rest_offsets[0]
+        if smooth_s > 0:
+            local, root = smooth_motion(local, root, smooth_s * src_fps)
         q, r = resample(local, root, src_fps, target_fps)
         _, joints = forward_kinematics(rot.quat_to_matrix(q), calib.rest_offsets, r)
         info = {
@@ -602,6 +617,7 @@ def convert_folder(
             entry
             and entry.get("mtime") == os.path.getmtime(path)
             and entry.get("version") == CONVERTER_VERSION
+            and entry.get("options", {}) == json.loads(json.dumps(options, default=str))
             and all(os.path.exists(os.path.join(cache_dir, n)) for n in entry["files"])
         ):
             out.extend(os.path.join(cache_dir, n) for n in entry["files"])
@@ -619,6 +635,7 @@ def convert_folder(
             files=names,
             mtime=os.path.getmtime(path),
             version=CONVERTER_VERSION,
+            options=json.loads(json.dumps(options, default=str)),
             seconds=round(time.perf_counter() - t0, 3),
         )
         index[stem] = rep
@@ -664,9 +681,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("src", nargs="+")
     ap.add_argument("cache_dir")
+    ap.add_argument("--smooth-ms", type=float, default=0.0, help="Gaussian smoothing sigma in ms (0: exact)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    files = convert_folder(args.src, args.cache_dir, progress=lambda s: print(s, flush=True))
+    opts: dict[str, Any] = {"smooth_s": args.smooth_ms / 1000.0} if args.smooth_ms > 0 else {}
+    files = convert_folder(args.src, args.cache_dir, progress=lambda s: print(s, flush=True), **opts)
     print(f"{len(files)} motion segments in {time.perf_counter() - t0:.1f} s -> {args.cache_dir}", flush=True)
     return 0
 

@@ -173,3 +173,13 @@ def test_real_files_convert_exactly(name: str) -> None:
     for m in motions:
         v = np.linalg.norm(np.diff(m.joint_positions, axis=0), axis=-1).max() * 60
         assert v < 30.0
+
+
+def test_optional_smoothing_lowers_jitter_only() -> None:
+    from kinest_core.metrics import jitter_per_joint
+
+    raw = mocap.convert_bvh(str(DAZ))[0]
+    smooth = mocap.convert_bvh(str(DAZ), smooth_s=1 / 120)[0]
+    assert smooth.num_frames == raw.num_frames
+    assert jitter_per_joint(smooth.joint_positions)[3:].mean() < 0.8 * jitter_per_joint(raw.joint_positions)[3:].mean()
+    assert np.abs(smooth.joint_positions - raw.joint_positions).max() < 0.02
