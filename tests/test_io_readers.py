@@ -158,6 +158,29 @@ def test_time_in_seconds_semicolons_and_decimal_commas(tmp_path: Path) -> None:
     assert np.allclose(a.transforms(), b.transforms(), atol=1e-9)
 
 
+def test_absolute_epoch_timestamps(tmp_path: Path) -> None:
+    header, rows = _table(FIX / "km_who_is_alyx_fixed_cutout.csv")
+    for unit, scale in (("timestamp", 1), ("timestamp_ns", 1_000_000)):
+        rows2 = [[str(int((1_700_000_000_000 + float(r[0])) * scale))] + r[1:] for r in rows]
+        p = _write(tmp_path / f"{unit}.csv", [unit] + header[1:], rows2)
+        seq = read_tracking(p)
+        assert seq.info["time_base"].startswith("absolute")
+        assert seq.info["time_units"] == ("ms" if unit == "timestamp" else "ns")
+        assert abs(seq.info["duration_s"] - 9.965) < 1e-3
+
+
+def test_per_row_delta_times(tmp_path: Path) -> None:
+    header, rows = _table(FIX / "km_who_is_alyx_fixed_cutout.csv")
+    t = np.array([float(r[0]) for r in rows])
+    d = np.concatenate([[0.0], np.diff(t)])
+    p = _write(
+        tmp_path / "deltas.csv", ["delta_time"] + header[1:], [[f"{x:g}"] + r[1:] for x, r in zip(d, rows, strict=True)]
+    )
+    seq = read_tracking(p, resample_fps=None)
+    assert seq.info["time_base"] == "per-row deltas (summed)" and seq.info["time_units"] == "ms"
+    assert np.allclose(seq.times, (t - t[0]) / 1000)
+
+
 def test_explicit_column_mapping(tmp_path: Path) -> None:
     header, rows = _table(FIX / "km_who_is_alyx_fixed_cutout.csv")
     new = [f"c{k}" for k in range(len(header))]

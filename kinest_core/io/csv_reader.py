@@ -271,7 +271,7 @@ def read_csv_tracking(
                     where=f"line {line_no}",
                     hint="fix the cell; leave it blank to mark a gap",
                 ) from None
-            if not np.isfinite(v) or abs(v) > MAX_ABS_COORD:
+            if not np.isfinite(v) or (abs(v) > MAX_ABS_COORD and ci != time_col) or abs(v) > 1e19:
                 raise TrackingFileError(
                     path,
                     f"column {header[ci]!r} holds {cell[:40]!r}, not a value a tracker records",
@@ -300,22 +300,25 @@ def read_csv_tracking(
                 hint="every row needs a time",
             )
         unit_from = "column name"
+        steps = np.diff(t)
+        per_row = "delta" in norm_header[time_col] and n > 2 and np.mean(steps < 0) > 0.3 and np.all(t >= 0)
         if time_unit is None:
-            time_unit = _detect_time_unit(t)
+            time_unit = _detect_time_unit(np.cumsum(t) if per_row else t)
             unit_from = "sample spacing"
-        times = t * TIME_UNITS[time_unit]
+        scale = TIME_UNITS[time_unit]
+        if per_row:
+            times = np.concatenate([[0.0], np.cumsum(t[1:])]) * scale
+            info["time_base"] = "per-row deltas (summed)"
+        else:
+            times = (t - t[0]) * scale
+            if "delta" in norm_header[time_col]:
+                info["time_base"] = "time since the first row (cumulative, despite the 'delta' name)"
+            else:
+                info["time_base"] = "absolute (shifted to start at 0)" if abs(t[0]) * scale > 1.0 else "relative"
+        info["time_offset"] = float(t[0])
         info["time_column"] = header[time_col]
         info["time_units"] = time_unit
         info["time_units_from"] = unit_from
-        if "delta" in norm_header[time_col]:
-            steps = np.diff(times)
-            if n > 2 and np.mean(steps < 0) > 0.3 and np.all(times >= 0):
-                times = np.concatenate([[0.0], np.cumsum(times[1:])])
-                info["time_base"] = "per-row deltas (summed)"
-            else:
-                info["time_base"] = "time since the first row (cumulative, despite the 'delta' name)"
-        else:
-            info["time_base"] = "absolute" if abs(times[0]) > 1.0 else "relative"
     else:
         rate = float(input_fps) if input_fps else 60.0
         times = np.arange(n, dtype=np.float64) / rate
