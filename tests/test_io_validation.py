@@ -92,7 +92,10 @@ def test_frozen_device_and_missing_stretch(boxrr: RawTracking) -> None:
     seq = sequence_from_raw(r, "synthetic")
     frozen = [w for w in seq.warnings if w.code == "DEVICE_FROZEN"]
     gaps = [w for w in seq.warnings if w.code == "GAPS"]
-    assert len(frozen) == 1 and frozen[0].device == "left_wrist"
+    assert len(frozen) == 1 and frozen[0].device == "left_wrist" and frozen[0].frames is not None
+    fs, fe = frozen[0].frames
+    t0 = r.times[300] - r.times[0]
+    assert abs(seq.times[fs] - t0) < 1 / 60 + 1e-9 and abs((fe - fs) / 60 - (r.times[499] - r.times[300])) < 0.05
     assert len(gaps) == 1 and gaps[0].device == "right_wrist" and gaps[0].frames is not None
     s, e = gaps[0].frames
     assert 1.2 < (e - s) / 60 < 1.6 and not seq.valid[s:e, 2].any() and seq.valid[s - 1, 2]

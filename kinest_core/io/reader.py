@@ -679,6 +679,13 @@ def _finish(
         mats.append(m)
         out_valid[:, d] = v
     info["gaps"] = gaps
+    # device-stage warnings count original samples; the sequence's frames are the resampled ones
+    for k, w in enumerate(warnings):
+        if w.frames is not None and w.code == "DEVICE_FROZEN":
+            s, e = w.frames
+            fs = int(np.searchsorted(out_t, t[s] - 1e-9))
+            fe = int(np.searchsorted(out_t, t[min(e, t.shape[0]) - 1] + 1e-9))
+            warnings[k] = TrackingWarning(w.code, w.message, w.device, (fs, max(fe, fs + 1)))
     info["frames"] = int(out_t.shape[0])
     info["fps"] = fps
     return TrackingSequence(out_t, mats[0], mats[1], mats[2], out_valid, fps=fps, info=info, warnings=warnings)
