@@ -323,3 +323,38 @@ def test_import_choices_match_the_core_reader():
     }
     for option, items in ours.items():
         assert {i[0] for i in items} == set(OPTION_CHOICES[option][0]), option
+
+
+class _Layout:
+    """Records what a panel draws (headless Blender has no UI layouts to hand out)."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.__dict__["log"] = log
+
+    def __getattr__(self, name):
+        def call(*args, **kwargs):
+            self.log.append(f"{name} {args} {kwargs}")
+            return _Layout(self.log)
+
+        return call
+
+    def __setattr__(self, name, value):
+        self.log.append(f"set {name}={value}")
+
+
+def test_panel_draws_idle_and_running(clean, checkpoint):
+    panel = bpy.types.KINEST_PT_main
+    rec = mod("reconstruct_op")
+    assert bpy.ops.import_scene.kinest_tracking(filepath=str(recording_path())) == {"FINISHED"}
+    log: list[str] = []
+    panel.draw(type("P", (), {"layout": _Layout(log)})(), clean)
+    text = "\n".join(log)
+    assert "kinest.reconstruct" in text and "Detected:" in text and "kinest.export_bvh" in text
+    job = rec.start_job(clean, compute=synthetic_compute(delay=0.05))
+    rec.step(clean, job)
+    log.clear()
+    panel.draw(type("P", (), {"layout": _Layout(log)})(), clean)
+    text = "\n".join(log)
+    assert "kinest.cancel" in text and "progress" in text and "frames" in text
+    job.cancel()
+    rec.step(clean, job)
