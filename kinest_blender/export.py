@@ -96,12 +96,17 @@ def export_fbx(context: bpy.types.Context, obj: bpy.types.Object, filepath: str,
     if action is not None:
         # The exporter bakes the scene range: match it to this take's keys.
         start, end = (int(round(f)) for f in action.frame_range)
-        scene = context.scene
-        keep_range = scene.frame_start, scene.frame_end
-        scene.frame_start, scene.frame_end = start, end
+        keep_range = context.scene.frame_start, context.scene.frame_end
+        context.scene.frame_start, context.scene.frame_end = start, end
     keep_sel = [o for o in context.view_layer.objects if o.select_get()]
     keep_active = context.view_layer.objects.active
+    scene = context.scene
+    keep_scene_name = scene.name
     try:
+        if action is not None and action.name not in bpy.data.scenes:
+            # The exporter names the single take after the scene: engines then list the clip as
+            # "Scene". Lend the scene the action's name for the export.
+            scene.name = action.name
         for o in keep_sel:
             o.select_set(False)
         obj.select_set(True)
@@ -111,6 +116,7 @@ def export_fbx(context: bpy.types.Context, obj: bpy.types.Object, filepath: str,
         if "FINISHED" not in result:
             raise RuntimeError(f"Blender's FBX exporter did not write {filepath}")
     finally:
+        scene.name = keep_scene_name
         obj.select_set(False)
         for o in keep_sel:
             o.select_set(True)

@@ -77,7 +77,10 @@ def test_fbx_preset(clean, tmp_path, preset):
     models = [e for e in objects.elems if e.id == b"Model"]
     limbs = [m for m in models if m.props[2] == b"LimbNode"]
     assert len(limbs) == 22, "no leaf bones, nothing but the 22 joints"
-    assert len([e for e in objects.elems if e.id == b"AnimationStack"]) == 1, "only this take's action"
+    stacks = [e for e in objects.elems if e.id == b"AnimationStack"]
+    assert len(stacks) == 1, "only this take's action"
+    assert stacks[0].props[1].split(b"\x00")[0] == b"KineST_take", "the clip is named after the action"
+    assert clean.scene.name == "Scene"
     key_counts = {len(_child(e, b"KeyTime").props[0]) for e in objects.elems if e.id == b"AnimationCurve"}
     assert key_counts == {FRAMES}, "a key on every frame (no simplification)"
 
