@@ -62,7 +62,9 @@ class TrainConfig:
     loss: dict[str, float] = field(default_factory=lambda: LossConfig().to_dict())
     augment: dict[str, Any] = field(default_factory=lambda: AugmentConfig().to_dict())
     device: str = "auto"
-    threads: int = 0  # torch CPU threads (0: torch's default)
+    threads: int = 0  # torch CPU threads (0: torch's default; on a busy shared CPU use 1)
+    amp: bool = False  # bf16 autocast of the forward pass on CUDA
+    max_minutes: float = 0.0  # stop (and save) after this much training time (0: no limit)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -266,6 +268,11 @@ def train(
                 "torch": torch.__version__,
                 "config": config.to_dict(),
                 "kind": kind,
+                "summary": (
+                    f"{step} iterations x {config.batch_size * dist_info.world} windows of {window} frames "
+                    f"({seen} windows) on {hardware} in {elapsed / 3600:.2f} h; data: {info.get('minutes', '?')} min "
+                    f"({info.get('cmu_motions', '?')} CMU + {info.get('accad_motions', '?')} ACCAD motion segments)"
+                ),
             },
             "data": info,
             "attributions": info.get("attributions", [CMU_ATTRIBUTION, ACCAD_ATTRIBUTION]),
@@ -317,8 +324,8 @@ def train(
     model.train()
     while step < config.iterations:
         t0 = time.perf_counter()
-        local, root, rest = windows.sample(config.batch_size, rng)
-        batch = make_batch(local, root, rest, aug_cfg, gen).to(device)
+        local, root, rest = (t.to(device, non_blocking=True) for t in windows.sample(config.batch_size, rng))
+        batch = make_batch(local, root, rest, aug_cfg, gen)
         if opt is None:
             assert isinstance(model, MeanPose)
             model.accumulate(batch.features, batch.target)
@@ -327,8 +334,9 @@ def train(
         else:
             for g in opt.param_groups:
                 g["lr"] = _lr_at(config, step)
-            pred = net(batch.features)
-            loss, parts = kinest_loss(pred, batch.target, loss_cfg, batch.rest_offsets)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda"):
+                pred = net(batch.features)
+            loss, parts = kinest_loss(pred.float(), batch.target, loss_cfg, batch.rest_offsets)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
@@ -359,6 +367,9 @@ def train(
         if config.val_every and step % config.val_every == 0 and step < config.iterations:
             validate()
             model.train()
+        if config.max_minutes > 0 and elapsed >= config.max_minutes * 60.0:
+            say(f"time budget of {config.max_minutes:g} min reached at iteration {step}")
+            break
     validate()
     save("last")
     if dist_info.main and not val:

@@ -31,6 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--checkpoint-every", type=int, help="iterations between checkpoints")
     p.add_argument("--val-every", type=int, help="iterations between validations")
+    p.add_argument("--max-minutes", type=float, help="stop and save after this much training time")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
     p.add_argument("--tiny", action="store_true", help="a tiny model (smoke tests)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
     p.set_defaults(run=run)
@@ -67,10 +69,13 @@ def run(args: argparse.Namespace) -> int:
         "threads": args.threads,
         "checkpoint_every": args.checkpoint_every,
         "val_every": args.val_every,
+        "max_minutes": args.max_minutes,
     }
     for k, v in overrides.items():
         if v is not None:
             setattr(cfg, k, v)
+    if args.amp:
+        cfg.amp = True
     if args.tiny:
         cfg.model_config = {**cfg.model_config, "preset": "tiny"}
     cache = os.path.join(args.out, "cache")
