@@ -181,6 +181,22 @@ def test_per_row_delta_times(tmp_path: Path) -> None:
     assert np.allclose(seq.times, (t - t[0]) / 1000)
 
 
+def test_preamble_and_units_in_names(tmp_path: Path) -> None:
+    header, rows = _table(FIX / "km_who_is_alyx_fixed_cutout.csv")
+    named = ["Time (ms)"] + [f"{h} [m]" if "_pos_" in h else h for h in header[1:]]
+    arr = [
+        [r[0]] + [f"{float(c) / 100:.6f}" if "_pos_" in h else c for c, h in zip(r[1:], header[1:], strict=True)]
+        for r in rows
+    ]
+    p = _write(tmp_path / "named.csv", named, arr)
+    p.write_text("Recorded with SomeTool 1.2\nsubject: 7\n" + p.read_text())
+    seq = read_tracking(p)
+    a = read_tracking(FIX / "km_who_is_alyx_fixed_cutout.csv")
+    assert seq.info["units"] == "m" and seq.info["units_in_column_names"] == "m"
+    assert seq.info["time_units"] == "ms" and not codes(seq)
+    assert np.allclose(a.transforms(), seq.transforms(), atol=1e-6)
+
+
 def test_explicit_column_mapping(tmp_path: Path) -> None:
     header, rows = _table(FIX / "km_who_is_alyx_fixed_cutout.csv")
     new = [f"c{k}" for k in range(len(header))]

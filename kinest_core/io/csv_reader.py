@@ -99,9 +99,30 @@ def _build_patterns() -> list[tuple[re.Pattern[str], str, str]]:
 _PATTERNS = _build_patterns()
 
 
+_UNIT_SUFFIX = re.compile(
+    r"_(m|cm|mm|meters?|metres?|centimeters?|centimetres?|millimeters?|millimetres?|deg|degrees?|rad)$"
+)
+_UNIT_WORDS = {"m": "m", "cm": "cm", "mm": "mm"}
+
+
+def column_unit(name: str) -> str | None:
+    """A unit written into a column name (``head_pos_x (cm)`` -> ``cm``), if any."""
+    m = _UNIT_SUFFIX.search(_normalise(name))
+    if not m:
+        return None
+    word = m.group(1)
+    if word.startswith(("meter", "metre")):
+        return "m"
+    if word.startswith("centi"):
+        return "cm"
+    if word.startswith("milli"):
+        return "mm"
+    return _UNIT_WORDS.get(word)
+
+
 def classify_column(name: str) -> tuple[str, str, str] | None:
     """``'left_controller_rot_w'`` -> ``('left', 'rot', 'w')``; None for columns we do not use."""
-    norm = _normalise(name)
+    norm = _UNIT_SUFFIX.sub("", _normalise(name))
     for pat, dev, kind in _PATTERNS:
         m = pat.match(norm)
         if m:
@@ -155,12 +176,19 @@ def read_csv_tracking(
     with open(path, "rb") as fh:
         text = _decode(path, fh.read())
     lines = text.splitlines()
-    # Header: first line that is not blank or a comment.
-    hdr_idx = 0
-    while hdr_idx < len(lines) and (not lines[hdr_idx].strip() or lines[hdr_idx].lstrip().startswith("#")):
-        hdr_idx += 1
-    if hdr_idx >= len(lines):
+    # Header: the first line naming head columns (tools write preambles), else the first non-comment line.
+    candidates = [k for k in range(min(len(lines), 200)) if lines[k].strip() and not lines[k].lstrip().startswith("#")][
+        :50
+    ]
+    if not candidates:
         raise TrackingFileError(path, "holds no header and no data", hint="re-export the recording")
+    hdr_idx = candidates[0]
+    for k in candidates:
+        d = _sniff_delimiter(lines[k])
+        cells = lines[k].split() if d == " " else next(csv.reader([lines[k]], delimiter=d), [])
+        if sum(1 for c in cells if classify_column(c) is not None) >= 3:
+            hdr_idx = k
+            break
     delim = _sniff_delimiter(lines[hdr_idx])
     header_line = lines[hdr_idx]
     if delim == " ":
@@ -387,6 +415,10 @@ def read_csv_tracking(
     elif any(h.startswith("hmd_") for h in norm_header) and any(h.startswith("left_controller") for h in norm_header):
         layout = "Motion Learning Toolbox (cm)"
     units_prior = "cm" if layout != "generic" else None
+    named = {column_unit(header[i]) for (_d, kind, _c), i in slots.items() if kind == "pos"} - {None}
+    if len(named) == 1:
+        units_prior = named.pop()
+        info["units_in_column_names"] = units_prior
     info["layout"] = layout
     return RawTracking(
         times=times,
