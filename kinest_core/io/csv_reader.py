@@ -184,8 +184,8 @@ def read_csv_tracking(
         raise TrackingFileError(path, "holds no header and no data", hint="re-export the recording")
     hdr_idx = candidates[0]
     for k in candidates:
-        d = _sniff_delimiter(lines[k])
-        cells = lines[k].split() if d == " " else next(csv.reader([lines[k]], delimiter=d), [])
+        dl = _sniff_delimiter(lines[k])
+        cells = lines[k].split() if dl == " " else next(csv.reader([lines[k]], delimiter=dl), [])
         if sum(1 for c in cells if classify_column(c) is not None) >= 3:
             hdr_idx = k
             break
