@@ -118,7 +118,15 @@ def build_core_wheel(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for old in dest.glob("kinest_core-*.whl"):
         old.unlink()
-    cmd = [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-w", str(dest)]
+    # Build from a clean copy: setuptools' build/ folder in the shared tree can hold stale modules.
+    src = dest / "src"
+    shutil.rmtree(src, ignore_errors=True)
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "MANIFEST.in"):
+        if (REPO / name).is_file():
+            shutil.copy2(REPO / name, src / name)
+    shutil.copytree(REPO / "kinest_core", src / "kinest_core", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    cmd = [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-w", str(dest)]
     try:
         run(cmd)
     except BuildError:  # no setuptools in this Python: let pip fetch a build backend
