@@ -50,6 +50,13 @@ class KinestSettings(bpy.types.PropertyGroup):
         ],
         default="offline",
     )
+    stride: IntProperty(
+        name="Stride",
+        default=1,
+        min=1,
+        max=96,
+        description="Online mode: run the network every this many frames (faster, up to stride-1 frames of extra latency)",
+    )
     body_height: FloatProperty(
         name="Body Height",
         default=0.0,

@@ -265,6 +265,7 @@ def start_job(context: bpy.types.Context, compute: Callable[..., Motion] | None 
             num_threads=settings.threads or None,
             bone_names=settings.bone_names,
             frame_start=int(root.get("kinest_frame_start", 1)),
+            extra={"stride": settings.stride} if settings.mode == "online" else {},
         )
         job = ReconstructJob(tracking, opts, compute)
     except ImportError as exc:

@@ -45,6 +45,8 @@ class KINEST_PT_main(bpy.types.Panel):
         col.prop(settings, "device")
         col.prop(settings, "threads")
         col.prop(settings, "mode", expand=True)
+        if settings.mode == "online":
+            col.prop(settings, "stride")
         col.prop(settings, "body_height")
         col.prop(settings, "bone_names")
         sub = layout.column(heading="Calibration")

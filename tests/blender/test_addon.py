@@ -168,7 +168,9 @@ def test_online_mode_reports_progress(clean, checkpoint):
     assert bpy.ops.import_scene.kinest_tracking(filepath=str(path)) == {"FINISHED"}
     clean.scene.kinest.model_path = str(checkpoint)
     clean.scene.kinest.mode = "online"
+    clean.scene.kinest.stride = 2
     job = rec.start_job(clean)
+    assert job.opts.extra == {"stride": 2}
     seen = set()
     while (state := rec.step(clean, job)) == rec.RUNNING:
         seen.add(clean.window_manager.kinest_progress.done)
