@@ -66,8 +66,9 @@ def smplh_rest_joints(model_path: str) -> RestJointsFn:
             return cache[key]
         if g not in models:
             models[g] = smplx.create(model_path, model_type="smplh", gender=g, num_betas=int(b.shape[0]), use_pca=False)
+        nb = int(getattr(models[g], "num_betas", b.shape[0]))  # 10-shape SMPL-H files take the first 10
         with torch.no_grad():
-            out = models[g](betas=torch.from_numpy(b)[None])
+            out = models[g](betas=torch.from_numpy(b[:nb])[None])
         joints = out.joints[0, :NUM_JOINTS].double().numpy()
         floor = float(out.vertices[0, :, 1].min())
         cache[key] = (joints, floor)
