@@ -43,3 +43,14 @@ def test_inspect_overrides(capsys: pytest.CaptureFixture[str]) -> None:
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["units"] == "m" and out["units_from"] == "option"
     assert "UNITS_SUSPECT" in [w["code"] for w in out["warnings"]]
+
+
+def test_every_report_key_is_documented(capsys: pytest.CaptureFixture[str]) -> None:
+    doc = (ROOT / "docs" / "inspect.md").read_text()
+    main(["inspect", str(ROOT / "examples" / "xror_sample1_cut.bsor"), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    missing = [k for k in out if f"`{k}`" not in doc]
+    assert not missing, missing
+    from kinest_core.io import WARNING_CODES
+
+    assert [c for c in WARNING_CODES if f"`{c}`" not in doc] == []
