@@ -49,7 +49,7 @@ GLITCH_SPEED = 25.0
 #: Segments shorter than this (seconds) after cutting are dropped.
 MIN_SEGMENT_SECONDS = 1.0
 #: Bumped whenever the conversion changes, so caches written by older code are redone.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ class SourceSkeleton:
     skip_frames: int = 0  # converter T-pose / blend frames at the start
     foot_height: float = 0.02  # height of the lowest foot joint above the floor when standing (m)
     detect: tuple[str, ...] = ()  # source joint names that identify this skeleton
+    hinge_twist: bool = False  # set upper-arm/thigh twists from the elbow/knee hinge axes seen in the motion
 
 
 SKELETONS: dict[str, SourceSkeleton] = {
@@ -169,6 +170,9 @@ SKELETONS: dict[str, SourceSkeleton] = {
         # The zero-rotation pose is not a pose (bones along local axes, twists arbitrary) and
         # there is no T-pose frame: take the frame closest to standing with the arms down.
         reference="standing",
+        # A standing frame fixes the limbs' directions but not reliably how the upper arms
+        # are turned about their length; the elbows' and knees' hinge axes do.
+        hinge_twist=True,
         skip_frames=0,
         detect=("ToSpine", "Spine1", "LeftToeBase"),
     ),
@@ -366,6 +370,61 @@ def calibrate(reference: _Mapped, foot_height: float = 0.02) -> Calibration:
     return Calibration(alignment=np.swapaxes(tpose, -1, -2), rest_offsets=rest)
 
 
+#: (upper segment, hinge joint, end joint, hinge axis in the upper segment's SMPL frame): flexion
+#: moves the forearm forward (-Y) and the shin backward (+Y) from the T-pose.
+_HINGES = (
+    (16, 18, 20, np.array([0.0, 0.0, -1.0])),
+    (17, 19, 21, np.array([0.0, 0.0, 1.0])),
+    (1, 4, 7, np.array([1.0, 0.0, 0.0])),
+    (2, 5, 8, np.array([1.0, 0.0, 0.0])),
+)
+
+
+def _subtree(joint: int) -> list[int]:
+    out = [joint]
+    for j in range(joint + 1, NUM_JOINTS):
+        if PARENTS[j] in out:
+            out.append(j)
+    return out
+
+
+def hinge_twist(mapped: _Mapped, calib: Calibration, min_bend_deg: float = 20.0, min_frames: int = 20) -> Calibration:
+    """Turn each upper arm / thigh frame about its bone so the elbow / knee bends about the SMPL hinge axis.
+
+    The hinge axis is measured in the upper segment's frame as the mean of
+    ``bone x lower-bone direction`` over frames bent more than ``min_bend_deg``.
+    The turn applies to the whole limb (its T-pose was built turned); it leaves every joint
+    position unchanged.
+    """
+    local, pos = solve_pose(mapped, calib)
+    glob = np.empty_like(local)
+    glob[:, 0] = local[:, 0]
+    for j in range(1, NUM_JOINTS):
+        glob[:, j] = glob[:, PARENTS[j]] @ local[:, j]
+    alignment = calib.alignment.copy()
+    for upper, hinge, end, target in _HINGES:
+        bone = calib.rest_offsets[hinge] / np.linalg.norm(calib.rest_offsets[hinge])
+        lower = np.einsum("fba,fb->fa", glob[:, upper], pos[:, end] - pos[:, hinge])
+        lower /= np.maximum(np.linalg.norm(lower, axis=-1, keepdims=True), 1e-9)
+        bent = np.degrees(np.arccos(np.clip(lower @ bone, -1.0, 1.0))) > min_bend_deg
+        if bent.sum() < min_frames:
+            continue
+        axes = np.cross(bone, lower[bent])
+        h = (axes / np.linalg.norm(axes, axis=-1, keepdims=True)).mean(axis=0)
+        h_perp = h - (h @ bone) * bone
+        t_perp = target - (target @ bone) * bone
+        if np.linalg.norm(h_perp) < 0.3 or np.linalg.norm(t_perp) < 1e-6:
+            continue  # no consistent hinge (e.g. the limb never really bends)
+        h_perp /= np.linalg.norm(h_perp)
+        t_perp /= np.linalg.norm(t_perp)
+        phi = np.arctan2(np.cross(t_perp, h_perp) @ bone, t_perp @ h_perp)
+        # The whole limb of the built T-pose was turned about the bone: turn every segment back.
+        turn = rot.axis_angle_to_matrix(bone * phi)
+        for j in _subtree(upper):
+            alignment[j] = alignment[j] @ turn
+    return Calibration(alignment=alignment, rest_offsets=calib.rest_offsets)
+
+
 def solve_pose(mapped: _Mapped, calib: Calibration) -> tuple[Array, Array]:
     """Per frame: local rotations (F, 22, 3, 3) and FK positions (F, 22, 3) matching ``mapped``.
 
@@ -522,6 +581,8 @@ def convert_bvh(
     else:
         raise MocapError(f"skeleton {spec.name!r}: unknown reference {spec.reference!r}")
     calib = calibrate(ref, spec.foot_height)
+    if spec.hinge_twist:
+        calib = hinge_twist(mapped, calib)
     rep = ConversionReport(path=path, skeleton=spec.name, source_fps=src_fps, frames=bvh.num_frames)
     segs = good_segments(mapped.positions, src_fps, spec.skip_frames)
     segs = [s for s in segs if (s[1] - s[0]) / src_fps >= min_segment_seconds]
