@@ -684,6 +684,9 @@ def convert_folder(
             out.extend(os.path.join(cache_dir, n) for n in entry["files"])
             continue
         t0 = time.perf_counter()
+        for stale in entry["files"] if entry else []:  # an older conversion may have cut other segments
+            if os.path.exists(os.path.join(cache_dir, stale)):
+                os.remove(os.path.join(cache_dir, stale))
         reports: list[ConversionReport] = []
         motions = convert_bvh(path, report=reports, **options)
         names = []
