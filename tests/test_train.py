@@ -180,6 +180,14 @@ def test_baselines_train_and_load(motions: list, tmp_path: Path) -> None:
     assert torch.allclose(y[0, 0, 5], y0[0, 0, 5])
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def test_cli_train_runs_under_torchrun_with_two_processes(tmp_path: Path) -> None:
     """DDP code path: two CPU processes (gloo) train a tiny model for two iterations."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
@@ -188,7 +196,7 @@ def test_cli_train_runs_under_torchrun_with_two_processes(tmp_path: Path) -> Non
         "-m",
         "torch.distributed.run",
         "--nproc_per_node=2",
-        "--master_port=29517",
+        f"--master_port={_free_port()}",
         "-m",
         "kinest_core.cli",
         "train",
