@@ -201,9 +201,15 @@ def read_bvh(path: str) -> BvhData:
                 i -= 1
                 raise fail("CHANNELS needs a count") from None
             chans = tok[2 : 2 + n]
-            if len(chans) != n or any(c[0].upper() not in "XYZ" for c in chans):
+            valid_names = {a + k for a in "XYZ" for k in ("position", "rotation")}
+            if len(chans) != n or any(c[0].upper() + c[1:].lower() not in valid_names for c in chans):
                 i -= 1
                 raise fail(f"bad CHANNELS line: {' '.join(tok)}")
+            rot_axes = [c[0].upper() for c in chans if c.lower().endswith("rotation")]
+            pos_axes = [c[0].upper() for c in chans if c.lower().endswith("position")]
+            if len(rot_axes) not in (0, 3) or len(set(rot_axes)) != len(rot_axes) or len(set(pos_axes)) != len(pos_axes):
+                i -= 1
+                raise fail(f"a joint needs 0 or 3 distinct rotation channels and no repeated position: {' '.join(tok)}")
             channels[target] = chans
         elif key == "MOTION":
             break

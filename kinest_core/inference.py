@@ -97,7 +97,8 @@ def load_model(checkpoint: str | os.PathLike[str] | None = None, device: str = "
     path = Path(checkpoint) if checkpoint is not None else default_checkpoint_path()
     if path is None:
         raise FileNotFoundError(
-            "no trained checkpoint is installed with kinest_core; pass one with --checkpoint (NAME.safetensors + NAME.json)"
+            "no trained checkpoint is installed with kinest_core; give the path of one "
+            "(NAME.safetensors + NAME.json): --checkpoint on the command line, Model in the Blender panel"
         )
     key = (str(Path(path).resolve()), str(dev))
     if key not in _MODEL_CACHE:
@@ -173,11 +174,13 @@ def reconstruct(
         skeleton = Skeleton.neutral(height)
 
     threads_before = torch.get_num_threads()
+    threads_used = None
     if dev.type == "cpu":
         cap = num_threads or threads_before
         if leave_core_free:
             cap = min(cap, max(1, (os.cpu_count() or 2) - 1))
-        torch.set_num_threads(max(1, cap))
+        threads_used = max(1, cap)
+        torch.set_num_threads(threads_used)
     t0 = time.perf_counter()
     try:
         local = _predict(net, tracking, mode, dev, window, progress, cancel, batch_size, overlap, stride, stats)
@@ -193,7 +196,7 @@ def reconstruct(
     info = {
         "mode": mode,
         "device": str(dev),
-        "threads": torch.get_num_threads() if dev.type == "cpu" else None,
+        "threads": threads_used,
         "seconds": seconds,
         "frames_per_second": n / seconds if seconds > 0 else None,
         "body_height_m": skeleton.height,
@@ -201,6 +204,7 @@ def reconstruct(
     }
     if stats is not None:
         stats.device, stats.frames, stats.seconds = str(dev), n, seconds
+        stats.threads = threads_used or 0
     return Motion(
         local_rotations=quats,
         root_translation=root_translation,

@@ -203,16 +203,18 @@ def matrix_to_euler(m: NDArray, order: str, degrees: bool = False) -> Array:
 
 
 def quat_make_continuous(q: NDArray, axis: int = 0) -> Array:
-    """Flip signs along ``axis`` so consecutive quaternions have positive dot products.
+    """Flip signs along ``axis`` so consecutive quaternions have non-negative dot products.
 
-    q and -q are the same rotation, but curves that interpolate the numbers are not.
+    q and -q are the same rotation, but curves that interpolate the numbers are not. Each
+    step's flip is relative to the previous raw sample, so the total sign is a running
+    product of the step flips (vectorised: no Python loop over frames).
     """
-    q = np.array(q, dtype=np.float64, copy=True)
-    q = np.moveaxis(q, axis, 0)
-    for t in range(1, q.shape[0]):
-        dot = np.sum(q[t] * q[t - 1], axis=-1, keepdims=True)
-        q[t] = np.where(dot < 0, -q[t], q[t])
-    return np.moveaxis(q, 0, axis)
+    q = np.moveaxis(np.asarray(q, dtype=np.float64), axis, 0)
+    if q.shape[0] < 2:
+        return np.moveaxis(q.copy(), 0, axis)
+    step = np.where(np.sum(q[1:] * q[:-1], axis=-1, keepdims=True) < 0, -1.0, 1.0)
+    sign = np.concatenate([np.ones_like(step[:1]), np.cumprod(step, axis=0)], axis=0)
+    return np.moveaxis(q * sign, 0, axis)
 
 
 def quat_slerp(q0: NDArray, q1: NDArray, t: NDArray | float) -> Array:

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from numpy.typing import NDArray
-from torch import Tensor
+
+if TYPE_CHECKING:  # torch is imported where it is used: readers and the add-on load this module fast
+    from torch import Tensor
 
 JOINT_NAMES: tuple[str, ...] = (
     "pelvis",
@@ -184,6 +187,7 @@ def forward_kinematics_torch(
     root_translation: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Torch twin of :func:`forward_kinematics` (differentiable; offsets may be batched)."""
+    import torch
     batch = local_rotations.shape[:-3]
     offsets = rest_offsets.to(local_rotations)
     root = offsets[..., 0, :].expand(batch + (3,))
@@ -220,6 +224,8 @@ def load_smpl_rest_joints(model_path: str, gender: str = "neutral") -> NDArray[n
     except ImportError as exc:  # pragma: no cover - depends on the user's install
         raise ImportError("loading SMPL model files needs the 'smplx' package: pip install smplx") from exc
     model_type = "smplh" if "smplh" in os.path.basename(model_path).lower() else "smpl"
+    import torch
+
     model = smplx.create(model_path, model_type=model_type, gender=gender)
     with torch.no_grad():
         out = model()

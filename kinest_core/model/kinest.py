@@ -42,7 +42,7 @@ class KineSTConfig:
     attn_ffn_width: int = 2048
     dropout: float = 0.0
     tfm_chunk: int = 32
-    skfm_chunk: int = 16
+    skfm_chunk: int = 32
     uks_order: list[int] = field(default_factory=lambda: list(UKS_ORDER))
 
     def to_dict(self) -> dict[str, Any]:
