@@ -49,7 +49,7 @@ GLITCH_SPEED = 25.0
 #: Segments shorter than this (seconds) after cutting are dropped.
 MIN_SEGMENT_SECONDS = 1.0
 #: Bumped whenever the conversion changes, so caches written by older code are redone.
-CONVERTER_VERSION = 2
+CONVERTER_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -355,9 +355,17 @@ def calibrate(reference: _Mapped, foot_height: float = 0.02) -> Calibration:
             tpose[j] = fix @ cand
             rest[k] = targets[k] * np.linalg.norm(local_vecs[0])
         elif len(kids) > 1:
-            w = _CHILD_WEIGHT[list(kids), None]
-            a = np.stack([cand @ v for v in local_vecs]) * w
-            b = np.stack([targets[k] * np.linalg.norm(v) for k, v in zip(kids, local_vecs, strict=True)])
+            if j == 0:
+                # The reference pose stands upright: its pelvis is the rest pelvis, turned only
+                # so the hip line runs along +X. (Fitting the rigs' hip/spine triangles to
+                # SMPL's instead tilts the pelvis by 10-30 degrees, differently per rig.)
+                hip_line = cand @ (local_vecs[kids.index(1)] - local_vecs[kids.index(2)])
+                a = np.stack([hip_line / np.linalg.norm(hip_line), np.array([0.0, 0.0, 1.0])])
+                b = np.stack([np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0])])
+            else:
+                w = _CHILD_WEIGHT[list(kids), None]
+                a = np.stack([cand @ v for v in local_vecs]) * w
+                b = np.stack([targets[k] * np.linalg.norm(v) for k, v in zip(kids, local_vecs, strict=True)])
             fix = _best_rotation(a, b)
             tpose[j] = fix @ cand
             for k, v in zip(kids, local_vecs, strict=True):
