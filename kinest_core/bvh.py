@@ -207,7 +207,11 @@ def read_bvh(path: str) -> BvhData:
                 raise fail(f"bad CHANNELS line: {' '.join(tok)}")
             rot_axes = [c[0].upper() for c in chans if c.lower().endswith("rotation")]
             pos_axes = [c[0].upper() for c in chans if c.lower().endswith("position")]
-            if len(rot_axes) not in (0, 3) or len(set(rot_axes)) != len(rot_axes) or len(set(pos_axes)) != len(pos_axes):
+            if (
+                len(rot_axes) not in (0, 3)
+                or len(set(rot_axes)) != len(rot_axes)
+                or len(set(pos_axes)) != len(pos_axes)
+            ):
                 i -= 1
                 raise fail(f"a joint needs 0 or 3 distinct rotation channels and no repeated position: {' '.join(tok)}")
             channels[target] = chans

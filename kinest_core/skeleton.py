@@ -11,7 +11,6 @@ layout (rounded and made left/right symmetric), so nothing licence-gated is need
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -188,6 +187,7 @@ def forward_kinematics_torch(
 ) -> tuple[Tensor, Tensor]:
     """Torch twin of :func:`forward_kinematics` (differentiable; offsets may be batched)."""
     import torch
+
     batch = local_rotations.shape[:-3]
     offsets = rest_offsets.to(local_rotations)
     root = offsets[..., 0, :].expand(batch + (3,))
