@@ -27,7 +27,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +49,7 @@ GLITCH_SPEED = 25.0
 #: Segments shorter than this (seconds) after cutting are dropped.
 MIN_SEGMENT_SECONDS = 1.0
 #: Bumped whenever the conversion changes, so caches written by older code are redone.
-CONVERTER_VERSION = 3
+CONVERTER_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -633,6 +633,79 @@ def convert_bvh(
     return motions
 
 
+#: Head pitch (deg, negative = looking down) that a subject's upright frames get as their median.
+HEAD_PITCH_DEG = -5.0
+
+
+def subject_key(source: str) -> str:
+    """Who and which rig a motion comes from (``cmu_daz:02``, ``cmu_mb:01``, ``accad:Male1``), from its file name."""
+    base = os.path.basename(source)
+    m = re.match(r"^accad_(Male\d+)", base)
+    if m:
+        return f"accad:{m.group(1)}"
+    m = re.match(r"^(mb_)?(\d+)_", base)
+    if m:
+        return f"{'cmu_mb' if m.group(1) else 'cmu_daz'}:{m.group(2)}"
+    return f"file:{_stem(base)}"
+
+
+def harmonize(motions: Sequence[Motion], keys: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Per subject, settle how the head and hands sit on the body, in place; returns the corrections (deg).
+
+    Rigs and subjects disagree by up to ~45 degrees on how a head or hand joint is turned
+    when the person looks ahead or holds the wrist straight (marker caps and rest poses
+    differ), while a headset or controller is read the same way for everyone. So, per
+    subject: the hands are turned so their mean rotation relative to the forearm is the
+    identity (a straight wrist), and the head is pitched so its median pitch over upright
+    frames is :data:`HEAD_PITCH_DEG`. Head and hands are leaves: no joint moves.
+    """
+    groups: dict[str, list[int]] = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(k, []).append(i)
+    out: dict[str, dict[str, float]] = {}
+    for key, idx in groups.items():
+        mats = [rot.quat_to_matrix(motions[i].local_rotations[:, [15, 20, 21]]) for i in idx]
+        corr: dict[str, float] = {}
+        fixes: dict[int, Array] = {}
+        for slot, joint in ((1, 20), (2, 21)):
+            mean = np.concatenate([m[:, slot] for m in mats]).mean(axis=0)
+            u, _, vt = np.linalg.svd(mean)
+            q = u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt  # chordal mean
+            fixes[joint] = q.T
+            corr[JOINT_NAMES[joint]] = float(np.degrees(np.linalg.norm(rot.matrix_to_axis_angle(q))))
+        pitches = []
+        for i, m in zip(idx, mats, strict=True):
+            head = _global_of(motions[i], 12) @ m[:, 0]
+            j = motions[i].joint_positions
+            up = j[:, 12] - j[:, 0]
+            upright = up[:, 2] / np.maximum(np.linalg.norm(up, axis=-1), 1e-9) > 0.9
+            fwd = -head[upright][:, :, 1]
+            pitches.append(np.degrees(np.arcsin(np.clip(fwd[:, 2], -1.0, 1.0))))
+        pitch = np.concatenate(pitches) if pitches else np.zeros(0)
+        if pitch.size >= 60:
+            delta = float(np.median(pitch) - HEAD_PITCH_DEG)
+            fixes[15] = rot.axis_angle_to_matrix(np.array([np.radians(delta), 0.0, 0.0]))
+            corr["head_pitch"] = delta
+        for i in idx:
+            q = motions[i].local_rotations.copy()
+            for joint, fix in fixes.items():
+                q[:, joint] = rot.matrix_to_quat(rot.quat_to_matrix(q[:, joint]) @ fix)
+            motions[i].local_rotations = rot.quat_make_continuous(q, axis=0)
+        out[key] = corr
+    return out
+
+
+def _global_of(motion: Motion, joint: int) -> Array:
+    """Global rotation (F, 3, 3) of one joint by FK of the local rotations."""
+    chain = [joint]
+    while PARENTS[chain[-1]] >= 0:
+        chain.append(PARENTS[chain[-1]])
+    g = np.tile(np.eye(3), (motion.num_frames, 1, 1))
+    for j in reversed(chain):
+        g = g @ rot.quat_to_matrix(motion.local_rotations[:, j])
+    return g
+
+
 def _is_bvh(name: str) -> bool:
     return name.endswith(".bvh") or name.endswith(".bvh.gz")
 
@@ -673,6 +746,7 @@ def convert_folder(
     the cached motion paths. ``options`` go to :func:`convert_bvh`.
     """
     os.makedirs(cache_dir, exist_ok=True)
+    changed = False
     index_path = os.path.join(cache_dir, "index.json")
     index: dict[str, Any] = {}
     if os.path.exists(index_path):
@@ -715,10 +789,18 @@ def convert_folder(
             json.dump(index, fh, indent=1)
         os.replace(index_path + ".part", index_path)
         out.extend(os.path.join(cache_dir, n) for n in names)
+        changed = True
         if progress is not None:
             progress(
                 f"{stem}: {len(motions)} segment(s), {reports[0].kept_frames} frames, max error {reports[0].max_position_error_m * 1000:.2f} mm"
             )
+    if changed or not os.path.exists(os.path.join(cache_dir, "harmonize.json")):
+        motions_all = [Motion.load_npz(f) for f in out]
+        corr = harmonize(motions_all, [subject_key(f) for f in out])
+        for f, m in zip(out, motions_all, strict=True):
+            m.save_npz(f)
+        with open(os.path.join(cache_dir, "harmonize.json"), "w", encoding="utf-8") as fh:
+            json.dump(corr, fh, indent=1)
     return out
 
 
@@ -735,15 +817,22 @@ def load_motions(paths: Iterable[str] | str) -> list[Motion]:
                     m.info["source"] = os.path.basename(f)
                     out.append(m)
                 continue
-            for f in list_bvh(p):
-                out.extend(convert_bvh(f))
+            out.extend(_convert_harmonized(list_bvh(p)))
         elif p.endswith(".npz"):
             m = Motion.load_npz(p)
             m.info["source"] = os.path.basename(p)
             out.append(m)
         else:
-            out.extend(convert_bvh(p))
+            out.extend(_convert_harmonized([p]))
     return out
+
+
+def _convert_harmonized(paths: Sequence[str]) -> list[Motion]:
+    motions: list[Motion] = []
+    for f in paths:
+        motions.extend(convert_bvh(f))
+    harmonize(motions, [subject_key(str(m.info.get("source", ""))) for m in motions])
+    return motions
 
 
 def main(argv: list[str] | None = None) -> int:

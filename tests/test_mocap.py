@@ -183,3 +183,19 @@ def test_optional_smoothing_lowers_jitter_only() -> None:
     assert smooth.num_frames == raw.num_frames
     assert jitter_per_joint(smooth.joint_positions)[3:].mean() < 0.8 * jitter_per_joint(raw.joint_positions)[3:].mean()
     assert np.abs(smooth.joint_positions - raw.joint_positions).max() < 0.02
+
+
+def test_harmonize_settles_head_and_hands_without_moving_joints() -> None:
+    motions = mocap.convert_bvh(str(DAZ)) + mocap.convert_bvh(str(ACCAD))
+    keys = [mocap.subject_key("02_01.bvh"), mocap.subject_key("accad_Male2_C3_Run.bvh.gz")]
+    assert keys == ["cmu_daz:02", "accad:Male2"]
+    assert mocap.subject_key("mb_01_02.bvh.gz") == "cmu_mb:01"
+    corr = mocap.harmonize(motions, keys)
+    assert set(corr) == set(keys)
+    for m in motions:
+        _, fk = forward_kinematics(rot.quat_to_matrix(m.local_rotations), m.rest_offsets, m.root_translation)
+        assert np.allclose(fk, m.joint_positions, atol=1e-9)
+        wrist = rot.quat_to_matrix(m.local_rotations[:, 20]).mean(axis=0)
+        assert np.allclose(wrist, wrist.T, atol=1e-9)  # the mean has no rotation part left (polar factor = I)
+    again = mocap.harmonize(motions, keys)
+    assert all(abs(v) < 0.5 for c in again.values() for v in c.values()), again  # settled (head pitch to ~0.1 deg)
