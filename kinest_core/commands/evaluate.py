@@ -48,6 +48,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
     p.add_argument("--per-file", action="store_true", help="also list every file")
+    p.add_argument(
+        "--ground-truth",
+        action="store_true",
+        help="score the ground truth itself (jitter, foot skating, penetration): the reference row",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=run)
 
@@ -82,6 +87,21 @@ def run(args: argparse.Namespace) -> int:
     from kinest_core.baselines import load_any_checkpoint
     from kinest_core.model import default_checkpoint_path
 
+    if args.ground_truth:
+        if not args.data:
+            print("kinest evaluate: --ground-truth needs --data", file=sys.stderr)
+            return 1
+        from kinest_core.evaluate import ground_truth_metrics
+        from kinest_core.mocap import load_motions
+
+        gt = dict(ground_truth_metrics(load_motions(args.data)))
+        if args.json:
+            print(json.dumps(gt, indent=2))
+        else:
+            print("ground truth")
+            for key, label in ROWS:
+                print(f"  {label:<26} {_fmt(gt[key])}")
+        return 0
     device = torch.device(
         "cuda"
         if args.device == "auto" and torch.cuda.is_available()
