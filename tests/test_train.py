@@ -140,7 +140,9 @@ def _tiny(model: str, iterations: int, **kw: object) -> TrainConfig:
     )
 
 
-def test_train_checkpoint_resume_and_evaluate(motions: list, tmp_path: Path) -> None:
+def test_train_checkpoint_resume_and_evaluate(
+    motions: list, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "run"
     lines: list[str] = []
     s = train(motions, str(out), _tiny("kinest", 3), val=motions[:1], log=lines.append)
@@ -158,6 +160,21 @@ def test_train_checkpoint_resume_and_evaluate(motions: list, tmp_path: Path) -> 
     res = evaluate_motions(model, motions)
     assert res["overall"]["frames"] == sum(m.num_frames for m in motions)
     assert set(res["files"]) == {"02_01_cut", "accad_Male2_C3_Run_cut"}
+    from kinest_core.cli import main
+
+    capsys.readouterr()
+    assert (
+        main(["evaluate", "--data", str(FIX / "02_01_cut.bvh"), "--checkpoint", str(out / "checkpoint_last"), "--json"])
+        == 0
+    )
+    doc = json.loads(capsys.readouterr().out)
+    for key in ("mpjre_deg", "mpjpe_cm", "hand_pe_cm", "upper_pe_cm", "lower_pe_cm", "root_pe_cm", "mpjve_cms"):
+        assert key in doc
+    for key in ("jitter", "gt_jitter", "foot_skate_cm", "ground_penetration_cm", "frames"):
+        assert key in doc
+    assert main(["evaluate", "--data", str(FIX / "02_01_cut.bvh"), "--ground-truth", "--json"]) == 0
+    gt = json.loads(capsys.readouterr().out)
+    assert gt["mpjpe_cm"] == pytest.approx(0.0, abs=1e-9) and gt["jitter"] == pytest.approx(gt["gt_jitter"])
 
 
 def test_baselines_train_and_load(motions: list, tmp_path: Path) -> None:
