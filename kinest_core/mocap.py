@@ -774,7 +774,7 @@ def convert_folder(
         names = []
         for i, m in enumerate(motions):
             name = f"{stem}_{i:02d}.npz"
-            m.save_npz(os.path.join(cache_dir, name))
+            _save_atomic(m, os.path.join(cache_dir, name))
             names.append(name)
         rep = reports[0].as_dict()
         rep.update(
@@ -785,9 +785,10 @@ def convert_folder(
             seconds=round(time.perf_counter() - t0, 3),
         )
         index[stem] = rep
-        with open(index_path + ".part", "w", encoding="utf-8") as fh:
+        part = f"{index_path}.{os.getpid()}.part"
+        with open(part, "w", encoding="utf-8") as fh:
             json.dump(index, fh, indent=1)
-        os.replace(index_path + ".part", index_path)
+        os.replace(part, index_path)
         out.extend(os.path.join(cache_dir, n) for n in names)
         changed = True
         if progress is not None:
@@ -798,10 +799,19 @@ def convert_folder(
         motions_all = [Motion.load_npz(f) for f in out]
         corr = harmonize(motions_all, [subject_key(f) for f in out])
         for f, m in zip(out, motions_all, strict=True):
-            m.save_npz(f)
-        with open(os.path.join(cache_dir, "harmonize.json"), "w", encoding="utf-8") as fh:
+            _save_atomic(m, f)
+        part = os.path.join(cache_dir, f"harmonize.json.{os.getpid()}.part")
+        with open(part, "w", encoding="utf-8") as fh:
             json.dump(corr, fh, indent=1)
+        os.replace(part, os.path.join(cache_dir, "harmonize.json"))
     return out
+
+
+def _save_atomic(motion: Motion, path: str) -> None:
+    """Write then rename, so processes converting the same folder at once (torchrun ranks) never clash."""
+    tmp = f"{path[: -len('.npz')]}.{os.getpid()}.tmp.npz"
+    motion.save_npz(tmp)
+    os.replace(tmp, path)
 
 
 def load_motions(paths: Iterable[str] | str) -> list[Motion]:
@@ -810,7 +820,7 @@ def load_motions(paths: Iterable[str] | str) -> list[Motion]:
     out: list[Motion] = []
     for p in items:
         if os.path.isdir(p):
-            npz = sorted(os.path.join(p, f) for f in os.listdir(p) if f.endswith(".npz"))
+            npz = sorted(os.path.join(p, f) for f in os.listdir(p) if f.endswith(".npz") and not f.endswith(".tmp.npz"))
             if npz:
                 for f in npz:
                     m = Motion.load_npz(f)
