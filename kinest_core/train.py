@@ -39,6 +39,10 @@ ACCAD_ATTRIBUTION = (
     "Motion capture data from the Open Motion Project, Advanced Computing Center for the Arts and Design (ACCAD), "
     "The Ohio State University, licensed under CC BY 3.0."
 )
+AMASS_NOTICE = (
+    "Trained on AMASS (amass.is.tue.mpg.de) motions prepared with kinest prepare-amass: AMASS and SMPL-H are "
+    "licensed for non-commercial research only; check their licences before sharing this model."
+)
 MODELS = ("kinest", "avatarposer", "mean_pose")
 
 
@@ -138,19 +142,23 @@ def describe_data(motions: Sequence[Motion], paths: Sequence[str]) -> dict[str, 
     """What the model was trained on: paths, counts, minutes, sources and their attributions."""
     sources = [str(m.info.get("source", "")) for m in motions]
     accad = sum(1 for s in sources if s.startswith("accad_"))
+    amass = sum(1 for s in sources if "__" in s or s.endswith("_poses.npz"))
     frames = int(sum(m.num_frames for m in motions))
     attributions = []
-    if accad < len(sources):
+    if accad + amass < len(sources):
         attributions.append(CMU_ATTRIBUTION)
     if accad:
         attributions.append(ACCAD_ATTRIBUTION)
+    if amass:
+        attributions.append(AMASS_NOTICE)
     return {
         "paths": [str(p) for p in paths],
         "motions": len(motions),
         "frames": frames,
         "minutes": round(frames / 60.0 / 60.0, 2),
         "accad_motions": accad,
-        "cmu_motions": len(sources) - accad,
+        "cmu_motions": len(sources) - accad - amass,
+        "amass_motions": amass,
         "attributions": attributions,
     }
 
