@@ -807,6 +807,50 @@ def convert_folder(
     return out
 
 
+PACK_SUFFIX = ".pack.npz"
+_Q_SCALE = 32767.0
+
+
+def pack_motions(motions: Sequence[Motion], path: str) -> int:
+    """Many motions in one small file (quaternions as int16, ~0.002 deg): for carrying data to a GPU box.
+
+    Joint positions are not stored; :func:`load_pack` recomputes them by FK. Returns bytes written.
+    """
+    if not path.endswith(PACK_SUFFIX):
+        raise ValueError(f"a motion pack is named *{PACK_SUFFIX}, got {path!r}")
+    q = np.concatenate([rot.quat_make_continuous(m.local_rotations, axis=0) for m in motions])
+    np.savez_compressed(
+        path,
+        quats=np.round(np.clip(q, -1.0, 1.0) * _Q_SCALE).astype(np.int16),
+        root=np.concatenate([m.root_translation for m in motions]).astype(np.float32),
+        rest=np.stack([m.rest_offsets for m in motions]).astype(np.float32),
+        lengths=np.array([m.num_frames for m in motions], dtype=np.int64),
+        fps=np.array([m.fps for m in motions]),
+        names=np.array([str(m.info.get("source", i)) for i, m in enumerate(motions)]),
+    )
+    return os.path.getsize(path)
+
+
+def load_pack(path: str) -> list[Motion]:
+    """Motions from a :func:`pack_motions` file."""
+    with np.load(path, allow_pickle=False) as z:
+        quats = z["quats"].astype(np.float64) / _Q_SCALE
+        root = z["root"].astype(np.float64)
+        rest = z["rest"].astype(np.float64)
+        lengths = z["lengths"]
+        fps = z["fps"]
+        names = [str(n) for n in z["names"]]
+    out: list[Motion] = []
+    start = 0
+    for i, n in enumerate(lengths):
+        q = rot.quat_normalize(quats[start : start + n])
+        r = root[start : start + n]
+        _, pos = forward_kinematics(rot.quat_to_matrix(q), rest[i], r)
+        out.append(Motion(q, r, pos, rest[i], fps=float(fps[i]), info={"source": names[i]}))
+        start += int(n)
+    return out
+
+
 def _save_atomic(motion: Motion, path: str) -> None:
     """Write then rename, so processes converting the same folder at once (torchrun ranks) never clash."""
     tmp = f"{path[: -len('.npz')]}.{os.getpid()}.tmp.npz"
@@ -820,7 +864,11 @@ def load_motions(paths: Iterable[str] | str) -> list[Motion]:
     out: list[Motion] = []
     for p in items:
         if os.path.isdir(p):
-            npz = sorted(os.path.join(p, f) for f in os.listdir(p) if f.endswith(".npz") and not f.endswith(".tmp.npz"))
+            npz = sorted(
+                os.path.join(p, f)
+                for f in os.listdir(p)
+                if f.endswith(".npz") and not f.endswith((".tmp.npz", PACK_SUFFIX))
+            )
             if npz:
                 for f in npz:
                     m = Motion.load_npz(f)
@@ -828,6 +876,8 @@ def load_motions(paths: Iterable[str] | str) -> list[Motion]:
                     out.append(m)
                 continue
             out.extend(_convert_harmonized(list_bvh(p)))
+        elif p.endswith(PACK_SUFFIX):
+            out.extend(load_pack(p))
         elif p.endswith(".npz"):
             m = Motion.load_npz(p)
             m.info["source"] = os.path.basename(p)
@@ -853,11 +903,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("src", nargs="+")
     ap.add_argument("cache_dir")
     ap.add_argument("--smooth-ms", type=float, default=0.0, help="Gaussian smoothing sigma in ms (0: exact)")
+    ap.add_argument("--pack", help=f"also write all motions into one small *{PACK_SUFFIX} file")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     opts: dict[str, Any] = {"smooth_s": args.smooth_ms / 1000.0} if args.smooth_ms > 0 else {}
     files = convert_folder(args.src, args.cache_dir, progress=lambda s: print(s, flush=True), **opts)
     print(f"{len(files)} motion segments in {time.perf_counter() - t0:.1f} s -> {args.cache_dir}", flush=True)
+    if args.pack:
+        size = pack_motions(load_motions(files), args.pack)
+        print(f"packed into {args.pack} ({size / 1e6:.1f} MB)", flush=True)
     return 0
 
 

@@ -199,3 +199,16 @@ def test_harmonize_settles_head_and_hands_without_moving_joints() -> None:
         assert np.allclose(wrist, wrist.T, atol=1e-9)  # the mean has no rotation part left (polar factor = I)
     again = mocap.harmonize(motions, keys)
     assert all(abs(v) < 0.5 for c in again.values() for v in c.values()), again  # settled (head pitch to ~0.1 deg)
+
+
+def test_pack_round_trip(tmp_path: Path) -> None:
+    motions = mocap.convert_bvh(str(DAZ)) + mocap.convert_bvh(str(ACCAD))
+    path = str(tmp_path / "all.pack.npz")
+    assert mocap.pack_motions(motions, path) > 0
+    back = mocap.load_motions(path)
+    assert len(back) == 2
+    for a, b in zip(motions, back, strict=True):
+        assert b.num_frames == a.num_frames and b.fps == a.fps
+        assert np.abs(b.joint_positions - a.joint_positions).max() < 5e-4
+    with pytest.raises(ValueError, match="pack"):
+        mocap.pack_motions(motions, str(tmp_path / "x.npz"))

@@ -44,7 +44,9 @@ def load_data(paths: list[str], cache_root: str) -> list[Any]:
 
     motions = []
     for p in paths:
-        if os.path.isdir(p) and any(f.endswith(".npz") for f in os.listdir(p)):
+        if (os.path.isdir(p) and any(f.endswith(".npz") for f in os.listdir(p))) or (
+            os.path.isfile(p) and p.endswith(".npz")
+        ):
             motions.extend(load_motions(p))
         elif list_bvh(p):
             name = os.path.basename(os.path.normpath(p)) or "data"
