@@ -5,7 +5,7 @@ A thin layer over ``kinest_core`` (bundled as wheels in the extension zip). Subm
 in :func:`register`, so ``python -m kinest_blender.build`` runs without bpy, and registering
 imports no torch: the core loads on the first import or reconstruction, so Blender starts
 fast and a broken install becomes an operator report instead of a failed add-on.
-Preferences (e.g. an external worker Python) will hang off ``__package__`` later.
+Preferences (an external worker Python, ``prefs.py``) are keyed by the add-on's module name.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-_MODULE_NAMES = ("props", "import_op", "reconstruct_op", "export", "ui")
+_MODULE_NAMES = ("prefs", "props", "import_op", "reconstruct_op", "jitter_view", "smooth_op", "export", "ui")
 
 
 def _modules() -> list[ModuleType]:

@@ -268,8 +268,15 @@ def bake_motion(
     take: str,
     bone_names: str = "SMPL",
     frame_start: int = 1,
+    body: bool = True,
+    jitter: bool = True,
 ) -> bpy.types.Object:
-    """Bake a motion onto the take's armature: bones, one slotted action, scene range and fps."""
+    """Bake a motion onto the take's armature: bones, one slotted action, scene range and fps.
+
+    ``jitter`` also keys each pose bone's ``kinest_jitter`` in the same action and stores the
+    summary on the armature (what the panel, bone colours and trails show); ``body`` builds
+    the low-poly body mesh skinned to the armature.
+    """
     names = BONE_NAME_PRESETS[bone_names]
     obj = ensure_armature(context, take, motion.rest_offsets, names)
     rest = rest_matrices(obj, names)
@@ -289,8 +296,121 @@ def bake_motion(
             write_fcurve_keys(cb, f'pose.bones["{name}"].rotation_quaternion', i, frames, quats[:, j, i], name)
     obj["kinest_fps"] = float(motion.fps)
     obj["kinest_bone_names"] = bone_names
+    obj[REST_PROP] = np.asarray(motion.rest_offsets, dtype=np.float64).ravel().tolist()
+    obj["kinest_frame_start"] = int(frame_start)
+    obj["kinest_frames"] = int(n)
+    obj["kinest_bake_id"] = int(obj.get("kinest_bake_id", 0)) + 1
+    if jitter:
+        key_jitter(obj, cb, motion, names, frames)
+    else:
+        for key in [k for k in obj.keys() if k.startswith("kinest_jitter")]:
+            del obj[key]
+    if body:
+        from kinest_core.skeleton import Skeleton
+
+        from .body import ensure_body
+
+        heads, tails, _z = bone_layout(motion.rest_offsets)
+        scale = Skeleton(rest_offsets=np.asarray(motion.rest_offsets, dtype=np.float64)).scale
+        ensure_body(context, obj, take, heads, tails, names, scale)
     set_scene_timing(context.scene, motion.fps, frame_start, n)
     return obj
+
+
+#: Armature custom properties written by the bake (rest offsets let a take be read back as a Motion).
+REST_PROP = "kinest_rest_offsets"
+JITTER_PROP = "kinest_jitter"
+
+
+def key_jitter(
+    obj: bpy.types.Object, cb: bpy.types.ActionChannelbag, motion: Motion, names: Sequence[str], frames: NDArray
+) -> None:
+    """Key ``kinest_jitter`` (metric unit, 100 m/s^3) on every pose bone and store the take's summary.
+
+    The curves live in the take's own action, so the Graph Editor shows where each bone shakes
+    and an FBX/BVH export or a new bake carries or replaces them with the rest of the take.
+    """
+    from kinest_core.jitter import jitter_summary
+
+    from . import jitter_view
+
+    summary = jitter_summary(motion.joint_positions, motion.fps)
+    for j, name in enumerate(names):
+        pb = obj.pose.bones[name]
+        pb[JITTER_PROP] = 0.0
+        try:
+            pb.id_properties_ui(JITTER_PROP).update(
+                min=0.0, soft_max=50.0, description="Jitter of this joint (100 m/s^3, the metric's unit)"
+            )
+        except (TypeError, AttributeError):
+            pass
+        write_fcurve_keys(cb, f'pose.bones["{name}"]["{JITTER_PROP}"]', 0, frames, summary.per_frame_joint[:, j], name)
+    start = int(frames[0]) if len(frames) else 1
+    obj["kinest_jitter_mean"] = summary.mean
+    obj["kinest_jitter_per_joint"] = summary.per_joint.tolist()
+    obj["kinest_jitter_worst_joints"] = [int(j) for j in summary.worst_joints]
+    for key in ("kinest_jitter_worst_frames", "kinest_jitter_worst_values"):
+        if key in obj:
+            del obj[key]
+    if summary.worst_frames:  # ID properties cannot hold empty arrays
+        obj["kinest_jitter_worst_frames"] = [start + int(f) for f in summary.worst_frames]
+        obj["kinest_jitter_worst_values"] = [float(summary.per_frame[f]) for f in summary.worst_frames]
+    jitter_view.remember(obj, motion.joint_positions, summary.per_frame_joint, start)
+
+
+def _curve_values(cb: bpy.types.ActionChannelbag, path: str, index: int, frames: NDArray) -> NDArray[np.float64]:
+    """A curve's values on ``frames``: its keys when there is one per frame, else Blender's evaluation."""
+    fc = cb.fcurves.find(path, index=index)
+    if fc is None:
+        raise ValueError(f"the take's action has no curve {path}[{index}]; bake the take again")
+    n = len(fc.keyframe_points)
+    if n == len(frames):
+        co = np.empty(2 * n, dtype=np.float32)
+        fc.keyframe_points.foreach_get("co", co)
+        if np.allclose(co[0::2], frames):
+            return co[1::2].astype(np.float64)
+    return np.array([fc.evaluate(float(f)) for f in frames], dtype=np.float64)
+
+
+def take_channelbag(obj: bpy.types.Object) -> bpy.types.ActionChannelbag:
+    ad = obj.animation_data
+    if ad is None or ad.action is None or ad.action_slot is None:
+        raise ValueError(f"{obj.name} has no action: reconstruct the take first")
+    return anim_utils.action_ensure_channelbag_for_slot(ad.action, ad.action_slot)
+
+
+def motion_from_armature(obj: bpy.types.Object) -> Motion:
+    """The take as the armature's action holds it now (hand edits included), as a core ``Motion``.
+
+    Inverts :func:`pose_channels`: local rotation L = B Q B^T, root translation T = loc B0^T,
+    then the core's forward kinematics for the joint positions.
+    """
+    from kinest_core import rotations as rot
+    from kinest_core.skeleton import forward_kinematics
+    from kinest_core.types import Motion
+
+    if REST_PROP not in obj or "kinest_frames" not in obj:
+        raise ValueError(f"{obj.name} is not a KineST bake: reconstruct the take first")
+    names = BONE_NAME_PRESETS[str(obj.get("kinest_bone_names", "SMPL"))]
+    rest_offsets = np.asarray(obj[REST_PROP], dtype=np.float64).reshape(-1, 3)
+    start, n = int(obj.get("kinest_frame_start", 1)), int(obj["kinest_frames"])
+    frames = np.arange(start, start + n, dtype=np.float64)
+    cb = take_channelbag(obj)
+    rest = rest_matrices(obj, names)
+    quats = np.stack(
+        [
+            np.stack([_curve_values(cb, f'pose.bones["{nm}"].rotation_quaternion', i, frames) for i in range(4)], -1)
+            for nm in names
+        ],
+        axis=1,
+    )
+    loc = np.stack([_curve_values(cb, f'pose.bones["{names[0]}"].location', i, frames) for i in range(3)], -1)
+    pose = rot.quat_to_matrix(rot.quat_normalize(quats))
+    local = np.einsum("jab,fjbc,jdc->fjad", rest, pose, rest)  # B Q B^T
+    root = loc @ rest[0].T
+    _, positions = forward_kinematics(local, rest_offsets, root)
+    q = rot.quat_make_continuous(rot.matrix_to_quat(local), axis=0)
+    return Motion(q, root, positions, rest_offsets, float(obj.get("kinest_fps", 60.0)), info={"source": obj.name})
 
 
 def set_scene_timing(scene: bpy.types.Scene, fps: float, frame_start: int, num_frames: int) -> None:

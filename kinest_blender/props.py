@@ -17,6 +17,12 @@ from bpy.props import (
 from .bake import BONE_NAME_ITEMS, ROLE_PROP
 
 
+def _update_colors(self: bpy.types.PropertyGroup, context: bpy.types.Context) -> None:
+    from . import jitter_view
+
+    jitter_view.update_colors(self, context)
+
+
 def _is_tracking(self: bpy.types.PropertyGroup, obj: bpy.types.Object) -> bool:
     return obj.get(ROLE_PROP) == "tracking"
 
@@ -86,6 +92,41 @@ class KinestSettings(bpy.types.PropertyGroup):
     threads: IntProperty(
         name="CPU Threads", default=0, min=0, max=256, description="Torch threads; 0 leaves one core for Blender"
     )
+    body_mesh: BoolProperty(
+        name="Body Mesh",
+        default=True,
+        description="Build a low-poly body skinned to the armature, so the motion reads as a person",
+    )
+    show_jitter_colors: BoolProperty(
+        name="Bone Colours",
+        default=True,
+        update=_update_colors,
+        description="Colour each bone by its jitter on the current frame (calm teal, yellow, shaking red)",
+    )
+    show_trails: BoolProperty(
+        name="Trails", default=True, description="Draw each joint's recent path in the viewport, coloured by jitter"
+    )
+    trail_frames: IntProperty(name="Trail Length", default=30, min=2, max=600, description="Frames of path to draw")
+    jitter_shaky: FloatProperty(
+        name="Red At",
+        default=20.0,
+        min=0.1,
+        soft_max=200.0,
+        update=_update_colors,
+        description="Jitter (100 m/s^3, the metric's unit) shown fully red; calm mocap joints sit near 1-5",
+    )
+    smooth_method: EnumProperty(
+        name="Filter",
+        items=[
+            ("savgol", "Savitzky-Golay", "Cubic fit over a window that grows with the strength: no lag, keeps peaks"),
+            ("one_euro", "One Euro", "Smooths slow motion strongly and fast swings little (run both ways: no lag)"),
+        ],
+        default="savgol",
+    )
+    smooth_legs: FloatProperty(name="Legs", default=0.5, min=0.0, max=1.0, subtype="FACTOR")
+    smooth_spine: FloatProperty(name="Spine", default=0.5, min=0.0, max=1.0, subtype="FACTOR")
+    smooth_arms: FloatProperty(name="Arms", default=0.3, min=0.0, max=1.0, subtype="FACTOR")
+    smooth_head: FloatProperty(name="Head", default=0.3, min=0.0, max=1.0, subtype="FACTOR")
 
 
 class KinestProgress(bpy.types.PropertyGroup):

@@ -24,7 +24,7 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from . import bake, import_op
+from . import bake, import_op, prefs
 
 if TYPE_CHECKING:
     from kinest_core.types import Motion, TrackingSequence
@@ -67,6 +67,35 @@ def _call_reconstruct(
     if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
         kwargs = {k: v for k, v in kwargs.items() if k in params}
     return reconstruct(tracking, **kwargs)
+
+
+def worker_compute(
+    python: str, timeout: float | None = 300.0, extra: dict[str, Any] | None = None
+) -> Callable[..., Motion]:
+    """A compute that runs the network in ``python -m kinest_core.worker`` (see docs/worker.md).
+
+    It runs on the job's thread like the in-process one: the thread waits on the worker
+    process, the main thread still only drains the queue.
+    """
+
+    def compute(
+        tracking: TrackingSequence, opts: JobOptions, progress: Callable[[int, int], None], cancel: Any
+    ) -> Motion:
+        from kinest_core.worker import run_in_worker
+
+        options: dict[str, Any] = {
+            "checkpoint": opts.model,
+            "mode": opts.mode,
+            "device": opts.device,
+            "body_height": opts.body_height,
+            "num_threads": opts.num_threads,
+            "leave_core_free": True,
+            **opts.extra,
+            **(extra or {}),
+        }
+        return run_in_worker(python, tracking, options, progress=progress, cancel=cancel, timeout=timeout)
+
+    return compute
 
 
 class _Cancelled(Exception):
@@ -115,6 +144,7 @@ class ReconstructJob:
         self.motion: Motion | None = None
         self.error: str = ""
         self.abandoned = False  # set when the scene it belongs to went away (file load)
+        self.body_mesh = True  # build the body mesh with the bake
 
     def start(self) -> ReconstructJob:
         self.started = time.perf_counter()
@@ -130,10 +160,11 @@ class ReconstructJob:
             if self.token.cancelled:
                 raise cancelled_type()
 
+        worker_cancelled = _worker_cancelled_type()
         try:
             motion = self.compute(self.tracking, self.opts, progress, self.token)
             self.messages.put(("done", motion))
-        except (cancelled_type, _Cancelled):
+        except (cancelled_type, _Cancelled, worker_cancelled):
             self.messages.put(("cancelled", None))
         except MemoryError:
             self.messages.put(("error", "Out of memory: reconstruct a shorter range, or choose the CPU device"))
@@ -177,9 +208,23 @@ class ReconstructJob:
         return elapsed / self.done * (self.total - self.done)
 
 
+def _worker_cancelled_type() -> type[BaseException]:
+    try:
+        from kinest_core.worker import WorkerCancelled
+    except ImportError:
+        return _Cancelled
+    return WorkerCancelled
+
+
 def _error_text(exc: BaseException) -> str:
     name = type(exc).__name__
     text = str(exc) or name
+    try:
+        from kinest_core.worker import WorkerError
+    except ImportError:
+        WorkerError = ()  # type: ignore[assignment,misc]  # noqa: N806
+    if isinstance(exc, WorkerError):  # already says what happened and what to do
+        return f"Worker Python: {text[:1].upper()}{text[1:]}"
     if isinstance(exc, ImportError):
         return import_op.core_import_hint(exc)
     if "CUDA" in text or "cuda" in text:
@@ -267,12 +312,16 @@ def start_job(context: bpy.types.Context, compute: Callable[..., Motion] | None 
             frame_start=int(root.get("kinest_frame_start", 1)),
             extra={"stride": settings.stride} if settings.mode == "online" else {},
         )
+        worker_python, worker_timeout = prefs.worker_settings(context)
+        if compute is None and worker_python:
+            compute = worker_compute(worker_python, worker_timeout)
         job = ReconstructJob(tracking, opts, compute)
+        job.body_mesh = bool(settings.body_mesh)
     except ImportError as exc:
         raise RuntimeError(import_op.core_import_hint(exc)) from exc
     wm = context.window_manager.kinest_progress
     wm.running, wm.done, wm.total, wm.seconds_left = True, 0, tracking.num_frames, -1.0
-    wm.message = f"Reconstructing {opts.take}"
+    wm.message = f"Reconstructing {opts.take}" + (" in the worker Python" if worker_python else "")
     return job.start()
 
 
@@ -295,7 +344,13 @@ def step(context: bpy.types.Context, job: ReconstructJob) -> str:
         motion = job.motion
         elapsed = max(job.finished_at - job.started, 1e-6)
         try:
-            obj = bake.bake_motion(context, motion, job.opts.take, job.opts.bone_names, job.opts.frame_start)
+            obj = bake.bake_motion(
+                context, motion, job.opts.take, job.opts.bone_names, job.opts.frame_start, body=job.body_mesh
+            )
+            if context.scene.kinest.show_jitter_colors:
+                from . import jitter_view
+
+                jitter_view.color_bones(context.scene, obj)
         except (RuntimeError, ValueError, KeyError) as exc:  # e.g. the take's objects were edited mid-run
             traceback.print_exc()
             job.state = FAILED
@@ -303,10 +358,7 @@ def step(context: bpy.types.Context, job: ReconstructJob) -> str:
             wm.message = job.error
             _redraw(context)
             return FAILED
-        device = motion.info.get("device", job.opts.device) if isinstance(motion.info, dict) else job.opts.device
-        wm.last_result = (
-            f"{motion.num_frames} frames in {elapsed:.1f} s ({motion.num_frames / elapsed:.0f} fps) on {device}"
-        )
+        wm.last_result = result_text(motion, elapsed, job.opts.device)
         wm.message = f"Baked {obj.name}"
     elif state == CANCELLED:
         wm.message = "Reconstruction cancelled; the scene is unchanged"
@@ -314,6 +366,18 @@ def step(context: bpy.types.Context, job: ReconstructJob) -> str:
         wm.message = job.error
     _redraw(context)
     return state
+
+
+def result_text(motion: Motion, elapsed: float, asked_device: str) -> str:
+    """What the panel says about a finished run: frames, wall time, the device and the network's own speed."""
+    info = motion.info if isinstance(motion.info, dict) else {}
+    device = str(info.get("device") or asked_device)
+    where = "worker Python" if info.get("worker_python") else "in Blender"
+    text = f"{motion.num_frames} frames in {elapsed:.1f} s ({motion.num_frames / elapsed:.0f} fps) on {device}, {where}"
+    net_fps = info.get("frames_per_second")
+    if net_fps:
+        text += f"; network {float(net_fps):.0f} fps"
+    return text
 
 
 def _redraw(context: bpy.types.Context) -> None:

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import os
+
 import bpy
 
-from . import reconstruct_op
+from . import bake, jitter_view, prefs, reconstruct_op
 
 
 def _time_text(seconds: float) -> str:
@@ -69,6 +71,12 @@ class KINEST_PT_main(bpy.types.Panel):
         if progress.last_result:
             layout.label(text=progress.last_result, icon="TIME")
 
+        worker, _timeout = prefs.worker_settings(context)
+        layout.label(
+            text=f"Runs in worker: {os.path.basename(worker) or worker}" if worker else "Runs in Blender (bundled CPU)",
+            icon="SYSTEM" if worker else "BLENDER",
+        )
+
         box = layout.box()
         box.label(text="Export", icon="EXPORT")
         row = box.row(align=True)
@@ -77,7 +85,63 @@ class KINEST_PT_main(bpy.types.Panel):
         box.operator("kinest.export_bvh", text="BVH")
 
 
-classes = (KINEST_PT_main,)
+class KINEST_PT_jitter(bpy.types.Panel):
+    """Where the take shakes, and a smoothing pass with numbers"""
+
+    bl_label = "Jitter"
+    bl_idname = "KINEST_PT_jitter"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "KineST"
+    bl_parent_id = "KINEST_PT_main"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        settings = context.scene.kinest
+        col = layout.column()
+        col.use_property_split = True
+        col.prop(settings, "body_mesh")
+        row = layout.row(align=True)
+        row.prop(settings, "show_jitter_colors", toggle=True)
+        row.prop(settings, "show_trails", toggle=True)
+        col = layout.column()
+        col.use_property_split = True
+        col.prop(settings, "trail_frames")
+        col.prop(settings, "jitter_shaky")
+        obj = jitter_view.current_armature(context)
+        if obj is None or "kinest_jitter_mean" not in obj:
+            layout.label(text="Reconstruct a take to see its jitter", icon="INFO")
+            return
+        box = layout.box()
+        box.label(text=f"{obj.name}: mean {float(obj['kinest_jitter_mean']):.2f} x100 m/s^3", icon="GRAPH")
+        per_joint = list(obj.get("kinest_jitter_per_joint", []))
+        names = bake.BONE_NAME_PRESETS.get(str(obj.get("kinest_bone_names", "SMPL")), ())
+        worst = [int(j) for j in obj.get("kinest_jitter_worst_joints", [])]
+        if worst and per_joint and names:
+            box.label(
+                text="Worst joints: " + ", ".join(f"{names[j]} {per_joint[j]:.1f}" for j in worst if j < len(names))
+            )
+        frames = list(obj.get("kinest_jitter_worst_frames", []))
+        values = list(obj.get("kinest_jitter_worst_values", []))
+        if frames:
+            box.label(text="Worst frames:")
+            flow = box.grid_flow(columns=3, align=True)
+            for f, v in zip(frames, values, strict=False):
+                flow.operator("kinest.jump_to_frame", text=f"{int(f)} ({v:.0f})").frame = int(f)
+
+        box = layout.box()
+        box.label(text="Smoothing", icon="MOD_SMOOTH")
+        col = box.column()
+        col.use_property_split = True
+        col.prop(settings, "smooth_method")
+        for part in ("legs", "spine", "arms", "head"):
+            col.prop(settings, f"smooth_{part}", slider=True)
+        box.operator("kinest.smooth", icon="MOD_SMOOTH")
+        if obj.get("kinest_smoothing"):
+            box.label(text=str(obj["kinest_smoothing"]))
+
+
+classes = (KINEST_PT_main, KINEST_PT_jitter)
 
 
 def register() -> None:

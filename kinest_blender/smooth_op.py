@@ -1,0 +1,91 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``kinest.smooth``: smooth the take's motion (``kinest_core.smoothing``), re-bake, report jitter before/after."""
+
+from __future__ import annotations
+
+import bpy
+
+from . import bake, jitter_view
+
+
+def smoothing_options(settings: bpy.types.PropertyGroup):  # -> kinest_core.smoothing.SmoothingOptions
+    from kinest_core.smoothing import SmoothingOptions
+
+    return SmoothingOptions(
+        method=settings.smooth_method,
+        strengths={
+            "legs": settings.smooth_legs,
+            "spine": settings.smooth_spine,
+            "arms": settings.smooth_arms,
+            "head": settings.smooth_head,
+        },
+    )
+
+
+def smooth_take(context: bpy.types.Context, obj: bpy.types.Object) -> str:
+    """Smooth what the armature's action holds now (hand edits included) and re-bake; returns the report."""
+    from kinest_core.smoothing import smooth_motion
+
+    motion = bake.motion_from_armature(obj)
+    result = smooth_motion(motion, smoothing_options(context.scene.kinest))
+    take = str(obj.get(bake.TAKE_PROP))
+    body = any(o.get(bake.ROLE_PROP) == "body" and o.parent == obj for o in bpy.data.objects)
+    bake.bake_motion(
+        context,
+        result.motion,
+        take,
+        str(obj.get("kinest_bone_names", "SMPL")),
+        int(obj.get("kinest_frame_start", 1)),
+        body=body,
+    )
+    text = (
+        f"Jitter {result.before.mean:.2f} -> {result.after.mean:.2f} (100 m/s^3): "
+        f"{result.reduction_percent:.0f}% lower; head moved at most {result.head_shift_max_m * 1000:.0f} mm"
+    )
+    obj["kinest_smoothing"] = text
+    if context.scene.kinest.show_jitter_colors:
+        jitter_view.color_bones(context.scene, obj)
+    return text
+
+
+class KINEST_OT_smooth(bpy.types.Operator):
+    """Smooth the take's motion (strength per body part), re-bake it and report jitter before and after"""
+
+    bl_idname = "kinest.smooth"
+    bl_label = "Smooth"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return context.scene is not None and jitter_view.current_armature(context) is not None
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        obj = jitter_view.current_armature(context)
+        if obj is None:
+            self.report({"ERROR"}, "No KineST armature: reconstruct a take first")
+            return {"CANCELLED"}
+        try:
+            text = smooth_take(context, obj)
+        except ImportError as exc:
+            from . import import_op
+
+            self.report({"ERROR"}, import_op.core_import_hint(exc))
+            return {"CANCELLED"}
+        except (ValueError, KeyError, RuntimeError) as exc:
+            self.report({"ERROR"}, f"Smoothing failed: {exc}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, text)
+        return {"FINISHED"}
+
+
+classes = (KINEST_OT_smooth,)
+
+
+def register() -> None:
+    for cls in classes:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)
