@@ -63,7 +63,7 @@ def check_worker(python: str, timeout: float = 60.0) -> dict:
     """What ``python -m kinest_core.worker --check`` reports; raises RuntimeError with advice."""
     if not (os.path.isfile(python) and os.access(python, os.X_OK)):
         raise RuntimeError(f"Worker Python {python} is not an executable file: pick a python (or python.exe)")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONHOME"}
     try:
         out = subprocess.run(
             [python, "-m", "kinest_core.worker", "--check"],

@@ -342,7 +342,6 @@ def run_in_worker(
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         env.pop("PYTHONHOME", None)  # Blender's own Python home must not leak into another Python
-        env.pop("PYTHONPATH", None)
         try:
             proc = subprocess.Popen(
                 [python, "-m", "kinest_core.worker", request, result],
