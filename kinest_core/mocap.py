@@ -49,7 +49,7 @@ GLITCH_SPEED = 25.0
 #: Segments shorter than this (seconds) after cutting are dropped.
 MIN_SEGMENT_SECONDS = 1.0
 #: Bumped whenever the conversion changes, so caches written by older code are redone.
-CONVERTER_VERSION = 4
+CONVERTER_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -656,8 +656,9 @@ def harmonize(motions: Sequence[Motion], keys: Sequence[str]) -> dict[str, dict[
     when the person looks ahead or holds the wrist straight (marker caps and rest poses
     differ), while a headset or controller is read the same way for everyone. So, per
     subject: the hands are turned so their mean rotation relative to the forearm is the
-    identity (a straight wrist), and the head is pitched so its median pitch over upright
-    frames is :data:`HEAD_PITCH_DEG`. Head and hands are leaves: no joint moves.
+    identity (a straight wrist); the head is turned so that, on average over upright frames,
+    it faces where the chest faces without a sideways tilt, and its median pitch is
+    :data:`HEAD_PITCH_DEG`. Head and hands are leaves: no joint moves.
     """
     groups: dict[str, list[int]] = {}
     for i, k in enumerate(keys):
@@ -673,18 +674,37 @@ def harmonize(motions: Sequence[Motion], keys: Sequence[str]) -> dict[str, dict[
             q = u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt  # chordal mean
             fixes[joint] = q.T
             corr[JOINT_NAMES[joint]] = float(np.degrees(np.linalg.norm(rot.matrix_to_axis_angle(q))))
-        pitches = []
-        for i, m in zip(idx, mats, strict=True):
-            head = _global_of(motions[i], 12) @ m[:, 0]
+        chest = [_global_of(motions[i], 9) for i in idx]
+        necks = [_global_of(motions[i], 12) for i in idx]
+        upright = []
+        for i in idx:
             j = motions[i].joint_positions
             up = j[:, 12] - j[:, 0]
-            upright = up[:, 2] / np.maximum(np.linalg.norm(up, axis=-1), 1e-9) > 0.9
-            fwd = -head[upright][:, :, 1]
-            pitches.append(np.degrees(np.arcsin(np.clip(fwd[:, 2], -1.0, 1.0))))
-        pitch = np.concatenate(pitches) if pitches else np.zeros(0)
-        if pitch.size >= 60:
+            upright.append(up[:, 2] / np.maximum(np.linalg.norm(up, axis=-1), 1e-9) > 0.9)
+        if sum(int(u.sum()) for u in upright) >= 60:
+            # 1) looking where the chest faces, head level sideways: the mean head rotation
+            #    relative to the chest becomes a pure nod (turn and tilt removed)
+            rel = np.concatenate(
+                [
+                    (np.swapaxes(c, -1, -2) @ n @ m[:, 0])[u]
+                    for c, n, m, u in zip(chest, necks, mats, upright, strict=True)
+                ]
+            )
+            u_, _, vt = np.linalg.svd(rel.mean(axis=0))
+            mean_rel = u_ @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u_ @ vt))]) @ vt
+            f = -mean_rel[:, 1]
+            nod = rot.axis_angle_to_matrix(np.array([np.arctan2(-f[2], -f[1]), 0.0, 0.0]))
+            fix_rel = mean_rel.T @ nod
+            corr["head_turn_tilt"] = float(np.degrees(np.linalg.norm(rot.matrix_to_axis_angle(fix_rel))))
+            # 2) the median pitch in the world over upright frames is HEAD_PITCH_DEG
+            pitch = np.concatenate(
+                [
+                    np.degrees(np.arcsin(np.clip(-(n @ m[:, 0] @ fix_rel)[u][:, 2, 1], -1.0, 1.0)))
+                    for n, m, u in zip(necks, mats, upright, strict=True)
+                ]
+            )
             delta = float(np.median(pitch) - HEAD_PITCH_DEG)
-            fixes[15] = rot.axis_angle_to_matrix(np.array([np.radians(delta), 0.0, 0.0]))
+            fixes[15] = fix_rel @ rot.axis_angle_to_matrix(np.array([np.radians(delta), 0.0, 0.0]))
             corr["head_pitch"] = delta
         for i in idx:
             q = motions[i].local_rotations.copy()
