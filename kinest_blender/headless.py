@@ -28,6 +28,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     ap.add_argument("--height", type=float, default=0.0, help="performer height in m (0: estimate)")
     ap.add_argument("--bone-names", choices=("SMPL", "MIXAMO", "UNREAL"), default="SMPL")
+    ap.add_argument(
+        "--worker-python", default="", help="reconstruct in this Python (e.g. one with CUDA torch; docs/worker.md)"
+    )
+    ap.add_argument("--no-body", action="store_true", help="bake without the low-poly body mesh")
+    ap.add_argument("--smooth", action="store_true", help="run the smoothing pass (panel defaults) after the bake")
     ap.add_argument("--fbx", help="FBX file to write")
     ap.add_argument("--preset", choices=("UNITY", "UNREAL", "BLENDER"), default="UNITY")
     ap.add_argument("--bvh", help="BVH file to write")
@@ -58,8 +63,19 @@ def main(argv: list[str] | None = None) -> int:
         settings.device = args.device
         settings.body_height = args.height
         settings.bone_names = args.bone_names
+        settings.body_mesh = not args.no_body
+        prefs = bpy.context.preferences.addons.get(_addon_id())
+        if prefs is not None:
+            prefs.preferences.worker_python = os.path.abspath(args.worker_python) if args.worker_python else ""
+        elif args.worker_python:
+            print("error: the add-on's preferences are not registered; cannot set --worker-python", file=sys.stderr)
+            return 2
         bpy.ops.kinest.reconstruct()
         print(f"[kinest] {bpy.context.window_manager.kinest_progress.last_result}")
+        if args.smooth:
+            bpy.ops.kinest.smooth()
+            arm = next(o for o in bpy.data.objects if o.get("kinest_role") == "armature" and "kinest_smoothing" in o)
+            print(f"[kinest] {arm['kinest_smoothing']}")
         if args.fbx:
             bpy.ops.kinest.export_fbx(filepath=os.path.abspath(args.fbx), preset=args.preset)
             print(f"[kinest] wrote {args.fbx} ({args.preset})")
@@ -74,6 +90,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _addon_id() -> str:
+    """The installed extension's module name (``bl_ext.<repo>.kinest``)."""
+    import bpy
+
+    for name in bpy.context.preferences.addons.keys():
+        if name.endswith(".kinest") or name == "kinest":
+            return name
+    return "bl_ext.user_default.kinest"
 
 
 if __name__ == "__main__":

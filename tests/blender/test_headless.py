@@ -13,9 +13,11 @@ def test_headless_job_writes_fbx_and_bvh(built_zip, checkpoint, tmp_path):
     cmd = [sys.executable, "-m", "kinest_blender.headless", "--zip", str(built_zip)]
     cmd += ["--input", str(recording_path()), "--model", str(checkpoint), "--bone-names", "MIXAMO"]
     cmd += ["--fbx", str(tmp_path / "take.fbx"), "--preset", "UNREAL", "--bvh", str(tmp_path / "take.bvh")]
+    cmd += ["--worker-python", sys.executable, "--smooth"]  # this Python plays the CUDA worker
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "frames in" in proc.stdout and "fps) on cpu" in proc.stdout
+    assert "frames in" in proc.stdout and "fps) on cpu, worker Python" in proc.stdout
+    assert "% lower" in proc.stdout
     assert (tmp_path / "take.fbx").stat().st_size > 10_000
     assert (tmp_path / "take.bvh").read_text().startswith("HIERARCHY")
 
