@@ -270,12 +270,14 @@ def bake_motion(
     frame_start: int = 1,
     body: bool = True,
     jitter: bool = True,
+    smpl_model: str = "",
 ) -> bpy.types.Object:
     """Bake a motion onto the take's armature: bones, one slotted action, scene range and fps.
 
     ``jitter`` also keys each pose bone's ``kinest_jitter`` in the same action and stores the
     summary on the armature (what the panel, bone colours and trails show); ``body`` builds
-    the low-poly body mesh skinned to the armature.
+    the low-poly body mesh skinned to the armature (or, with ``smpl_model``, the user's SMPL mesh;
+    if that fails the built-in body is used and ``kinest_body_warning`` on the armature says why).
     """
     names = BONE_NAME_PRESETS[bone_names]
     obj = ensure_armature(context, take, motion.rest_offsets, names)
@@ -312,7 +314,15 @@ def bake_motion(
 
         heads, tails, _z = bone_layout(motion.rest_offsets)
         scale = Skeleton(rest_offsets=np.asarray(motion.rest_offsets, dtype=np.float64)).scale
-        ensure_body(context, obj, take, heads, tails, names, scale)
+        if "kinest_body_warning" in obj:
+            del obj["kinest_body_warning"]
+        try:
+            ensure_body(context, obj, take, heads, tails, names, scale, smpl_model)
+        except (ImportError, OSError, ValueError) as exc:
+            if not smpl_model:
+                raise
+            obj["kinest_body_warning"] = f"SMPL body not used: {exc}"
+            ensure_body(context, obj, take, heads, tails, names, scale)
     set_scene_timing(context.scene, motion.fps, frame_start, n)
     return obj
 

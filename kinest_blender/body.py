@@ -5,7 +5,8 @@ Generated from the armature's own rest layout (no licensed data): one closed, ta
 eight-sided capsule per bone, each vertex in the vertex group named after its bone (weight 1:
 a rigid "wooden mannequin", the honest look for a 22-joint skeleton), an Armature modifier
 and the armature as parent. Rebuilt on every bake, so it follows the body height and bone
-names of the take.
+names of the take. When the user points to their own SMPL model file (licence-gated, never
+bundled), the SMPL template mesh with its own skinning weights is used instead, via ``smplx``.
 """
 
 from __future__ import annotations
@@ -89,12 +90,81 @@ def body_geometry(
     return np.concatenate(verts), faces, np.asarray(groups, dtype=np.int64)
 
 
+def smpl_geometry(
+    model_path: str, heads: NDArray
+) -> tuple[NDArray[np.float64], list[tuple[int, ...]], NDArray[np.float64]]:
+    """The user's own SMPL / SMPL-H mesh (via ``smplx``) fitted onto this armature's rest joints.
+
+    Returns vertices (V, 3), triangles and skinning weights (V, 22) (hand joints of SMPL /
+    SMPL-H merged into the wrists). The template (Y up) is turned Z up, scaled and moved onto
+    ``heads``, then each vertex moves with its own joints by its weights, so it sits on this
+    skeleton's (symmetrised, height-scaled) joints exactly where the bones bend.
+    """
+    import os
+
+    if not os.path.exists(model_path):
+        raise FileNotFoundError(
+            f"SMPL model not found at {model_path}: pick the SMPL_NEUTRAL.pkl (or SMPL-H .npz) you downloaded "
+            "from smpl.is.tue.mpg.de, or clear the SMPL Model field for the built-in body"
+        )
+    try:
+        import smplx
+    except ImportError as exc:
+        raise ImportError(
+            "the SMPL body needs the 'smplx' package, which this Blender's Python lacks; "
+            "clear the SMPL Model field to use the built-in body"
+        ) from exc
+    name = os.path.basename(model_path).lower()
+    kind = "smplh" if "smplh" in name or "smpl_h" in name else "smpl"
+    ext = "npz" if name.endswith(".npz") else "pkl"
+    try:
+        model = smplx.create(model_path, model_type=kind, gender="neutral", ext=ext)
+    except Exception as exc:  # smplx raises many kinds for a wrong file
+        raise ValueError(
+            f"{model_path} is not an SMPL model file smplx can read ({type(exc).__name__}: {exc})"
+        ) from exc
+    v = model.v_template.detach().cpu().numpy().astype(np.float64)
+    joints = model.J_regressor.detach().cpu().numpy().astype(np.float64) @ v
+    weights_all = model.lbs_weights.detach().cpu().numpy().astype(np.float64)
+    parents = [int(p) for p in model.parents.detach().cpu().numpy()]
+    faces = [tuple(int(i) for i in f) for f in np.asarray(model.faces, dtype=np.int64)]
+
+    def zup(p: NDArray) -> NDArray:
+        return np.stack([p[..., 0], -p[..., 2], p[..., 1]], axis=-1)
+
+    v, joints = zup(v), zup(joints)
+    n = len(heads)
+    weights = np.zeros((v.shape[0], n))
+    for j in range(weights_all.shape[1]):
+        k = j
+        while k >= n:  # hand and finger joints go to their wrist
+            k = parents[k]
+        weights[:, k] += weights_all[:, j]
+    src = joints[:n]
+    dst = np.asarray(heads, dtype=np.float64)
+    scale = float(
+        np.linalg.norm(dst - dst.mean(0), axis=1).sum() / max(np.linalg.norm(src - src.mean(0), axis=1).sum(), 1e-9)
+    )
+    moved = (v - src.mean(0)) * scale + dst.mean(0)
+    joint_shift = dst - ((src - src.mean(0)) * scale + dst.mean(0))  # (22, 3): what is left per joint
+    moved += weights @ joint_shift
+    return moved, faces, weights
+
+
 def ensure_body(
     context: bpy.types.Context, armature: bpy.types.Object, take: str, heads: NDArray, tails: NDArray,
-    names: Sequence[str], scale: float,
+    names: Sequence[str], scale: float, smpl_model: str = "",
 ) -> bpy.types.Object:  # fmt: skip
-    """Build (or rebuild in place) the take's body mesh, parented and skinned to ``armature``."""
-    verts, faces, groups = body_geometry(heads, tails, scale)
+    """Build (or rebuild in place) the take's body mesh, parented and skinned to ``armature``.
+
+    ``smpl_model``: the user's SMPL model file for the SMPL mesh; empty: the built-in capsules.
+    """
+    if smpl_model:
+        verts, faces, weights = smpl_geometry(smpl_model, heads)
+    else:
+        verts, faces, groups = body_geometry(heads, tails, scale)
+        weights = np.zeros((len(verts), len(names)))
+        weights[np.arange(len(verts)), groups] = 1.0
     mesh = bpy.data.meshes.new(f"KineST_{take}_body")
     mesh.from_pydata([tuple(p) for p in verts], [], faces)
     mesh.validate()
@@ -121,10 +191,13 @@ def ensure_body(
         if not obj.users_collection:
             (bpy.data.collections.get(COLLECTION_NAME) or context.scene.collection).objects.link(obj)
     for j, name in enumerate(names):
-        idx = np.flatnonzero(groups == j).tolist()
         vg = obj.vertex_groups.new(name=name)
-        if idx:
-            vg.add(idx, 1.0, "REPLACE")
+        col = weights[:, j]
+        for w in np.unique(np.round(col[col > 1e-4], 4)):  # one call per distinct weight, not per vertex
+            vg.add(np.flatnonzero(np.isclose(np.round(col, 4), w)).tolist(), float(w), "REPLACE")
+    obj["kinest_body_source"] = smpl_model or "procedural"
+    if smpl_model:
+        mesh.shade_smooth()
     obj.parent = armature
     obj.matrix_parent_inverse.identity()
     obj.matrix_local.identity()

@@ -97,6 +97,15 @@ class KinestSettings(bpy.types.PropertyGroup):
         default=True,
         description="Build a low-poly body skinned to the armature, so the motion reads as a person",
     )
+    smpl_model: StringProperty(
+        name="SMPL Model",
+        subtype="FILE_PATH",
+        default="",
+        description=(
+            "Your own SMPL model file (e.g. SMPL_NEUTRAL.pkl from smpl.is.tue.mpg.de; needs the smplx package) "
+            "for the SMPL mesh instead of the built-in body; empty: built-in body"
+        ),
+    )
     show_jitter_colors: BoolProperty(
         name="Bone Colours",
         default=True,

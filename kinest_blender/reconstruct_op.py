@@ -145,6 +145,7 @@ class ReconstructJob:
         self.error: str = ""
         self.abandoned = False  # set when the scene it belongs to went away (file load)
         self.body_mesh = True  # build the body mesh with the bake
+        self.smpl_model = ""  # the user's SMPL model file for the body ("" = built-in body)
 
     def start(self) -> ReconstructJob:
         self.started = time.perf_counter()
@@ -317,6 +318,7 @@ def start_job(context: bpy.types.Context, compute: Callable[..., Motion] | None 
             compute = worker_compute(worker_python, worker_timeout)
         job = ReconstructJob(tracking, opts, compute)
         job.body_mesh = bool(settings.body_mesh)
+        job.smpl_model = bpy.path.abspath(settings.smpl_model) if settings.smpl_model else ""
     except ImportError as exc:
         raise RuntimeError(import_op.core_import_hint(exc)) from exc
     wm = context.window_manager.kinest_progress
@@ -345,7 +347,13 @@ def step(context: bpy.types.Context, job: ReconstructJob) -> str:
         elapsed = max(job.finished_at - job.started, 1e-6)
         try:
             obj = bake.bake_motion(
-                context, motion, job.opts.take, job.opts.bone_names, job.opts.frame_start, body=job.body_mesh
+                context,
+                motion,
+                job.opts.take,
+                job.opts.bone_names,
+                job.opts.frame_start,
+                body=job.body_mesh,
+                smpl_model=job.smpl_model,
             )
             if context.scene.kinest.show_jitter_colors:
                 from . import jitter_view
@@ -359,7 +367,7 @@ def step(context: bpy.types.Context, job: ReconstructJob) -> str:
             _redraw(context)
             return FAILED
         wm.last_result = result_text(motion, elapsed, job.opts.device)
-        wm.message = f"Baked {obj.name}"
+        wm.message = f"Baked {obj.name}" + (f"; {obj['kinest_body_warning']}" if "kinest_body_warning" in obj else "")
     elif state == CANCELLED:
         wm.message = "Reconstruction cancelled; the scene is unchanged"
     else:

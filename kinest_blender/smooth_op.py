@@ -29,14 +29,16 @@ def smooth_take(context: bpy.types.Context, obj: bpy.types.Object) -> str:
     motion = bake.motion_from_armature(obj)
     result = smooth_motion(motion, smoothing_options(context.scene.kinest))
     take = str(obj.get(bake.TAKE_PROP))
-    body = any(o.get(bake.ROLE_PROP) == "body" and o.parent == obj for o in bpy.data.objects)
+    body_obj = next((o for o in bpy.data.objects if o.get(bake.ROLE_PROP) == "body" and o.parent == obj), None)
+    source = str(body_obj.get("kinest_body_source", "procedural")) if body_obj is not None else "procedural"
     bake.bake_motion(
         context,
         result.motion,
         take,
         str(obj.get("kinest_bone_names", "SMPL")),
         int(obj.get("kinest_frame_start", 1)),
-        body=body,
+        body=body_obj is not None,
+        smpl_model="" if source == "procedural" else source,
     )
     text = (
         f"Jitter {result.before.mean:.2f} -> {result.after.mean:.2f} (100 m/s^3): "

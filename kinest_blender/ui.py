@@ -101,6 +101,8 @@ class KINEST_PT_jitter(bpy.types.Panel):
         col = layout.column()
         col.use_property_split = True
         col.prop(settings, "body_mesh")
+        if settings.body_mesh:
+            col.prop(settings, "smpl_model")
         row = layout.row(align=True)
         row.prop(settings, "show_jitter_colors", toggle=True)
         row.prop(settings, "show_trails", toggle=True)

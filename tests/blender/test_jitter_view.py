@@ -170,3 +170,73 @@ def test_body_geometry_is_closed():
             key = (min(a, b), max(a, b))
             edges[key] = edges.get(key, 0) + 1
     assert set(edges.values()) == {2}, "every edge has two faces: closed capsules"
+
+
+def _fake_smpl_file(path):
+    """An SMPL-format model file (the keys smplx reads) made from the built-in capsules: no licensed data."""
+    import pickle
+
+    from kinest_core.skeleton import PARENTS
+
+    body = mod("body")
+    sk = Skeleton.neutral(1.6)  # another size: the fit must scale it onto the armature
+    heads, tails, _ = mod("bake").bone_layout(sk.rest_offsets)
+    verts, faces, groups = body.body_geometry(heads, tails)
+    tris = []
+    for f in faces:
+        tris += [f] if len(f) == 3 else [(f[0], f[1], f[2]), (f[0], f[2], f[3])]
+    v_yup = np.stack([verts[:, 0], verts[:, 2], -verts[:, 1]], -1)
+    n = len(v_yup)
+    weights = np.zeros((n, 24))
+    weights[np.arange(n), groups] = 1.0
+    regressor = np.zeros((24, n))
+    per = 3 * body.SIDES + 2
+    for j in range(24):
+        k = j if j < 22 else j - 2
+        regressor[j, k * per + 1 : k * per + 1 + body.SIDES] = 1.0 / body.SIDES  # the ring nearest the joint
+    parents = np.array([list(PARENTS) + [20, 21], list(range(24))], dtype=np.int64)
+    parents[0, 0] = 4294967295
+    data = {
+        "v_template": v_yup,
+        "f": np.array(tris, dtype=np.int64),
+        "weights": weights,
+        "J_regressor": regressor,
+        "kintree_table": parents,
+        "shapedirs": np.zeros((n, 3, 10)),
+        "posedirs": np.zeros((n, 3, 207)),
+    }
+    with open(path, "wb") as fh:
+        pickle.dump(data, fh)
+    return n
+
+
+def test_smpl_body_from_the_users_model_file(clean, tmp_path):
+    pytest.importorskip("smplx")
+    path = tmp_path / "SMPL_NEUTRAL.pkl"
+    n = _fake_smpl_file(path)
+    motion = synthetic_motion(60)
+    obj = mod("bake").bake_motion(clean, motion, "take", smpl_model=str(path))
+    assert "kinest_body_warning" not in obj
+    body = next(o for o in bpy.data.objects if o.get("kinest_role") == "body")
+    assert len(body.data.vertices) == n and body["kinest_body_source"] == str(path)
+    clean.scene.frame_set(30)
+    deps = clean.evaluated_depsgraph_get()
+    ev = body.evaluated_get(deps).to_mesh()
+    co = np.empty(3 * len(ev.vertices))
+    ev.vertices.foreach_get("co", co)
+    body.evaluated_get(deps).to_mesh_clear()
+    gi = body.vertex_groups["left_wrist"].index
+    hand = [v.index for v in body.data.vertices if any(g.group == gi and g.weight > 0.5 for g in v.groups)]
+    assert np.linalg.norm(co.reshape(-1, 3)[hand].mean(0) - motion.joint_positions[29, 20]) < 0.12
+    # the smoothing re-bake keeps the SMPL body
+    clean.view_layer.objects.active = obj
+    assert bpy.ops.kinest.smooth() == {"FINISHED"}
+    body = next(o for o in bpy.data.objects if o.get("kinest_role") == "body")
+    assert len(body.data.vertices) == n
+
+
+def test_unreadable_smpl_file_falls_back_and_says_why(clean, tmp_path):
+    obj = mod("bake").bake_motion(clean, synthetic_motion(20), "take", smpl_model=str(tmp_path / "missing.pkl"))
+    assert "SMPL model not found" in obj["kinest_body_warning"]
+    body = next(o for o in bpy.data.objects if o.get("kinest_role") == "body")
+    assert body["kinest_body_source"] == "procedural"
