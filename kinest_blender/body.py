@@ -205,4 +205,5 @@ def ensure_body(
     mod.object = armature
     mod.use_vertex_groups = True
     obj.hide_select = False
+    armature.show_in_front = True  # the jitter-coloured bones stay visible inside the body
     return obj

@@ -142,6 +142,8 @@ def color_bones(scene: bpy.types.Scene, obj: bpy.types.Object, frame: float | No
     if not values:
         return 0
     names = list(values)
+    if hasattr(obj.data, "show_bone_colors"):
+        obj.data.show_bone_colors = True
     rgb = jitter_colors(np.array([values[n] for n in names]), scene.kinest.jitter_shaky)
     for name, c in zip(names, rgb, strict=True):
         col = obj.pose.bones[name].color
