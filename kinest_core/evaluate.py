@@ -70,19 +70,45 @@ def predict_local(
     return mats
 
 
+def predict_with_inference(
+    model: KineST, tracked_rot: NDArray, tracked_pos: NDArray, mode: str, device: str | torch.device = "cpu"
+) -> Array:
+    """Local rotations (F, 22, 3, 3) from :func:`kinest_core.inference.reconstruct` in ``mode`` (offline, online...)."""
+    from kinest_core.inference import reconstruct
+    from kinest_core.types import TrackingSequence
+
+    n = tracked_rot.shape[0]
+    mats = np.tile(np.eye(4), (n, 3, 1, 1))
+    mats[:, :, :3, :3] = tracked_rot
+    mats[:, :, :3, 3] = tracked_pos
+    seq = TrackingSequence(np.arange(n) / 60.0, mats[:, 0], mats[:, 1], mats[:, 2], np.ones((n, 3), dtype=bool))
+    out = reconstruct(seq, model=model, mode=mode, device=str(device))
+    return rot.quat_to_matrix(out.local_rotations)
+
+
 def evaluate_motions(
     model: nn.Module,
     motions: Sequence[Motion],
     device: str | torch.device = "cpu",
     batch_size: int = 16,
     progress: Callable[[str], None] | None = None,
+    mode: str = "protocol",
 ) -> dict[str, Any]:
-    """Metrics over all motions (frame-weighted) and per motion: ``{"overall": {...}, "files": {...}}``."""
+    """Metrics over all motions (frame-weighted) and per motion: ``{"overall": {...}, "files": {...}}``.
+
+    ``mode`` "protocol" is the paper's evaluation; other modes ("offline", "online") run KineST
+    through :func:`kinest_core.inference.reconstruct` as users get it.
+    """
     total = mx.MetricAccumulator()
     files: dict[str, Any] = {}
     for i, m in enumerate(motions):
         r, p = tracked_joints(m)
-        pred = predict_local(model, r, p, device, batch_size)
+        if mode == "protocol":
+            pred = predict_local(model, r, p, device, batch_size)
+        elif isinstance(model, KineST):
+            pred = predict_with_inference(model, r, p, mode, device)
+        else:
+            raise ValueError(f"mode {mode!r} needs a KineST model; baselines run the protocol only")
         acc = mx.MetricAccumulator()
         acc.add(pred, rot.quat_to_matrix(m.local_rotations), m.rest_offsets, gt_positions=m.joint_positions, fps=m.fps)
         total.merge(acc)

@@ -270,3 +270,14 @@ def test_evaluation_and_inference_see_the_same_inputs(motions: list) -> None:
     keep[starts[-1] : starts[-2] + 24] = False
     assert keep.sum() > 0.9 * m.num_frames
     assert np.allclose(theirs[keep], ours[keep], atol=1e-4)
+
+
+def test_evaluate_in_inference_modes(motions: list) -> None:
+    from kinest_core.model import KineST, KineSTConfig
+
+    model = KineST(KineSTConfig.tiny())
+    for mode in ("offline", "online"):
+        res = evaluate_motions(model, motions[:1], mode=mode)
+        assert res["overall"]["frames"] == motions[0].num_frames
+    with pytest.raises(ValueError, match="KineST"):
+        evaluate_motions(MeanPose(), motions[:1], mode="online")

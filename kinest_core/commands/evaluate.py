@@ -47,6 +47,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", help="checkpoint (KineST or a baseline; default: the shipped one)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
+    p.add_argument(
+        "--mode",
+        default="protocol",
+        choices=("protocol", "offline", "online"),
+        help="protocol: the paper's windows (default); offline/online: as kinest reconstruct runs (KineST only)",
+    )
     p.add_argument("--per-file", action="store_true", help="also list every file")
     p.add_argument(
         "--ground-truth",
@@ -130,11 +136,15 @@ def run(args: argparse.Namespace) -> int:
         if not motions:
             print("kinest evaluate: no motion found in --data", file=sys.stderr)
             return 1
-        res = evaluate_motions(model, motions, device, args.batch_size, progress=say if args.per_file else None)
+        res = evaluate_motions(
+            model, motions, device, args.batch_size, progress=say if args.per_file else None, mode=args.mode
+        )
         rows = ROWS
     out: dict[str, Any] = dict(res["overall"])
     out["checkpoint"] = str(path)
     out["architecture"] = meta.get("architecture", "KineST")
+    if args.data:
+        out["mode"] = args.mode
     if args.per_file:
         out["files"] = res["files"]
     if args.json:
