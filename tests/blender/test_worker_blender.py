@@ -79,3 +79,11 @@ def test_bad_worker_path_says_what_to_do(clean, worker_prefs, tmp_path):
     job = rec.start_job(clean)
     assert rec.run_to_end(clean, job) == rec.FAILED
     assert "not an executable file" in clean.window_manager.kinest_progress.message
+
+
+def test_check_worker_reports_torch_and_device(clean, worker_prefs):
+    info = mod("prefs").check_worker(sys.executable)  # what the preferences' Check button runs
+    assert info["protocol"] == 1 and info["torch"] and info["cuda"] in (True, False)
+    worker_prefs.worker_python = "/nonexistent/python"
+    with pytest.raises(RuntimeError, match="not an executable file"):
+        bpy.ops.kinest.check_worker()
