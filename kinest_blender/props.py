@@ -122,7 +122,7 @@ class KinestSettings(bpy.types.PropertyGroup):
         min=0.1,
         soft_max=200.0,
         update=_update_colors,
-        description="Jitter (100 m/s^3, the metric's unit) shown fully red; calm mocap joints sit near 1-5",
+        description="Jitter (100 m/s^3, the metric's unit) shown fully red (the KineST paper's mean on AMASS is about 6)",
     )
     smooth_method: EnumProperty(
         name="Filter",

@@ -4,8 +4,8 @@
 Jitter is the evaluation metric's quantity (``kinest_core.metrics.jitter_per_joint``: the norm
 of the third time difference of joint positions times fps^3, m/s^3), so what the Blender
 panel shows is the number ``kinest evaluate`` reports. ``JITTER_UNIT`` (100 m/s^3) is the
-metric's unit: values in it are the m/s^3 values / 100, the scale papers quote (KineST on
-AMASS: about 6; ground-truth mocap: 4 to 8 on calm clips).
+metric's unit: values in it are the m/s^3 values / 100, the scale papers quote (the KineST
+paper reports a mean of about 6 on AMASS).
 
 The colour scale and the trail data live here (pure NumPy) so the add-on's viewport drawing
 stays a thin loop over arrays that are tested without a GPU.
@@ -26,7 +26,7 @@ Array = NDArray[np.float64]
 
 #: The metric's unit in m/s^3 (jitter is reported in 100 m/s^3).
 JITTER_UNIT = 100.0
-#: Where the colour scale turns fully red, in the metric's unit (a calm mocap joint sits near 1-5).
+#: Where the colour scale turns fully red, in the metric's unit (a few times the paper's mean of about 6).
 DEFAULT_SHAKY = 20.0
 
 
