@@ -23,6 +23,12 @@ def _update_colors(self: bpy.types.PropertyGroup, context: bpy.types.Context) ->
     jitter_view.update_colors(self, context)
 
 
+def _redraw_views(self: bpy.types.PropertyGroup, context: bpy.types.Context) -> None:
+    for area in getattr(context.screen, "areas", ()):
+        if area.type == "VIEW_3D":
+            area.tag_redraw()
+
+
 def _is_tracking(self: bpy.types.PropertyGroup, obj: bpy.types.Object) -> bool:
     return obj.get(ROLE_PROP) == "tracking"
 
@@ -113,9 +119,14 @@ class KinestSettings(bpy.types.PropertyGroup):
         description="Colour each bone by its jitter on the current frame (calm teal, yellow, shaking red)",
     )
     show_trails: BoolProperty(
-        name="Trails", default=True, description="Draw each joint's recent path in the viewport, coloured by jitter"
+        name="Trails",
+        default=True,
+        update=_redraw_views,
+        description="Draw each joint's recent path in the viewport, coloured by jitter",
     )
-    trail_frames: IntProperty(name="Trail Length", default=30, min=2, max=600, description="Frames of path to draw")
+    trail_frames: IntProperty(
+        name="Trail Length", default=30, min=2, max=600, update=_redraw_views, description="Frames of path to draw"
+    )
     jitter_shaky: FloatProperty(
         name="Red At",
         default=20.0,

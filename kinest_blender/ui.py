@@ -140,7 +140,8 @@ class KINEST_PT_jitter(bpy.types.Panel):
             col.prop(settings, f"smooth_{part}", slider=True)
         box.operator("kinest.smooth", icon="MOD_SMOOTH")
         if obj.get("kinest_smoothing"):
-            box.label(text=str(obj["kinest_smoothing"]))
+            for part in str(obj["kinest_smoothing"]).split("; "):
+                box.label(text=part)
 
 
 classes = (KINEST_PT_main, KINEST_PT_jitter)
