@@ -65,16 +65,40 @@ def smplh_rest_joints(model_path: str) -> RestJointsFn:
         if key in cache:
             return cache[key]
         if g not in models:
-            models[g] = smplx.create(model_path, model_type="smplh", gender=g, num_betas=int(b.shape[0]), use_pca=False)
-        nb = int(getattr(models[g], "num_betas", b.shape[0]))  # 10-shape SMPL-H files take the first 10
-        with torch.no_grad():
-            out = models[g](betas=torch.from_numpy(b[:nb])[None])
-        joints = out.joints[0, :NUM_JOINTS].double().numpy()
-        floor = float(out.vertices[0, :, 1].min())
+            path = _smplh_file(model_path, g)
+            ext = "npz" if path.endswith(".npz") else "pkl"
+            models[g] = smplx.SMPLH(path, gender=g, num_betas=int(b.shape[0]), use_pca=False, ext=ext)
+        mdl = models[g]
+        nb = int(mdl.shapedirs.shape[-1])  # 10-shape SMPL-H files take the first 10 betas
+        with torch.no_grad():  # rest pose: shaped template, joints by the regressor
+            verts = mdl.v_template + torch.einsum(
+                "vck,k->vc", mdl.shapedirs, torch.from_numpy(b[:nb]).to(mdl.shapedirs)
+            )
+            joints = (mdl.J_regressor @ verts)[:NUM_JOINTS].double().numpy()
+        floor = float(verts[:, 1].min())
         cache[key] = (joints, floor)
         return cache[key]
 
     return fn
+
+
+def _smplh_file(model_path: str, gender: str) -> str:
+    """The model file for a gender: ``model_path`` itself if it is a file, else the usual layouts
+    (AMASS's ``<gender>/model.npz``, MANO's ``smplh/SMPLH_<GENDER>.pkl``) under it."""
+    if os.path.isfile(model_path):
+        return model_path
+    g = gender.upper()
+    candidates = [
+        os.path.join(model_path, gender, "model.npz"),
+        os.path.join(model_path, "smplh", gender, "model.npz"),
+        *(os.path.join(model_path, sub, f"SMPLH_{g}.{ext}") for sub in ("smplh", "") for ext in ("npz", "pkl")),
+    ]
+    for c in candidates:
+        if os.path.isfile(c):
+            return c
+    raise FileNotFoundError(
+        f"no SMPL-H {gender} model under {model_path!r}: expected e.g. {candidates[0]} (AMASS layout) or {candidates[2]}"
+    )
 
 
 def convert_amass(path: str, rest_joints: RestJointsFn, target_fps: float = 60.0) -> Motion:

@@ -88,3 +88,52 @@ def test_prepare_amass_split_and_load(tmp_path: Path) -> None:
     share = sum(amass.protocol1_split(n) == "test" for n in names) / len(names)
     assert 0.08 < share < 0.12
     assert amass.protocol1_split(names[0]) == amass.protocol1_split(names[0])
+
+
+def _fake_smplh(folder: Path) -> np.ndarray:
+    """A tiny SMPL-H-layout model (52 joints, one vertex per joint + one on the floor) for smplx."""
+    j = 52
+    parents = list(PARENTS) + [20] * 15 + [21] * 15
+    hand = np.concatenate([np.repeat(_JOINTS_MODEL[20:21], 15, 0), np.repeat(_JOINTS_MODEL[21:22], 15, 0)])
+    joints = np.concatenate([_JOINTS_MODEL, hand])
+    v = np.concatenate([joints, [[0.0, _FLOOR_Y, 0.0]]])
+    reg = np.zeros((j, j + 1))
+    reg[np.arange(j), np.arange(j)] = 1.0
+    w = np.zeros((j + 1, j))
+    w[np.arange(j), np.arange(j)] = 1.0
+    w[j, 0] = 1.0
+    kt = np.stack([np.array([4294967295] + parents[1:], dtype=np.int64), np.arange(j)])
+    (folder / "male").mkdir(parents=True)
+    np.savez(
+        folder / "male" / "model.npz",
+        v_template=v,
+        shapedirs=np.zeros((j + 1, 3, 16)),
+        posedirs=np.zeros((j + 1, 3, (j - 1) * 9)),
+        J_regressor=reg,
+        weights=w,
+        kintree_table=kt,
+        f=np.array([[0, 1, 2]]),
+        hands_componentsl=np.eye(45),
+        hands_componentsr=np.eye(45),
+        hands_meanl=np.zeros(45),
+        hands_meanr=np.zeros(45),
+    )
+    return joints
+
+
+def test_smplh_model_through_smplx(tmp_path: Path) -> None:
+    import pytest
+
+    pytest.importorskip("smplx")
+    _fake_smplh(tmp_path / "models")
+    fn = amass.smplh_rest_joints(str(tmp_path / "models"))
+    joints, floor = fn(np.zeros(16), "male")
+    assert np.allclose(joints, _JOINTS_MODEL, atol=1e-5)
+    assert floor == pytest.approx(_FLOOR_Y, abs=1e-6)
+    p = tmp_path / "take_poses.npz"
+    poses, trans = _write(p, f=12)
+    m = amass.convert_amass(str(p), fn)
+    truth = _smpl_world_joints(poses, trans, _JOINTS_MODEL)[::2]
+    assert np.allclose(m.joint_positions, truth, atol=1e-5)
+    with pytest.raises(FileNotFoundError, match="female"):
+        fn(np.zeros(16), "female")
