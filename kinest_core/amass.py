@@ -69,11 +69,12 @@ def smplh_rest_joints(model_path: str) -> RestJointsFn:
             ext = "npz" if path.endswith(".npz") else "pkl"
             models[g] = smplx.SMPLH(path, gender=g, num_betas=int(b.shape[0]), use_pca=False, ext=ext)
         mdl = models[g]
-        nb = int(mdl.shapedirs.shape[-1])  # 10-shape SMPL-H files take the first 10 betas
+        nb = int(mdl.shapedirs.shape[-1])  # a 10-shape SMPL-H file takes the first 10 betas
+        shape = np.zeros(nb, dtype=np.float32)
+        shape[: min(nb, b.shape[0])] = b[:nb]
         with torch.no_grad():  # rest pose: shaped template, joints by the regressor
-            verts = mdl.v_template + torch.einsum(
-                "vck,k->vc", mdl.shapedirs, torch.from_numpy(b[:nb]).to(mdl.shapedirs)
-            )
+            coeffs = torch.from_numpy(shape).to(mdl.shapedirs)
+            verts = mdl.v_template + torch.einsum("vck,k->vc", mdl.shapedirs, coeffs)
             joints = (mdl.J_regressor @ verts)[:NUM_JOINTS].double().numpy()
         floor = float(verts[:, 1].min())
         cache[key] = (joints, floor)
