@@ -15,7 +15,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "mano.is.tue.mpg.de). Writes OUT/train and OUT/test for kinest train / kinest evaluate.",
     )
     p.add_argument("--amass", required=True, help="AMASS root folder (holding CMU/, BMLrub/, HDM05/ ...)")
-    p.add_argument("--smplh", required=True, help="folder with the SMPL-H model files (smplh/SMPLH_MALE.pkl ...)")
+    p.add_argument(
+        "--smplh",
+        required=True,
+        help="SMPL-H models: a folder with <gender>/model.npz (AMASS download) or smplh/SMPLH_<GENDER>.pkl (MANO), or one file",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--datasets", nargs="+", default=["CMU", "BMLrub", "HDM05"], help="AMASS sub-datasets")
     p.add_argument(
