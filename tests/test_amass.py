@@ -137,3 +137,22 @@ def test_smplh_model_through_smplx(tmp_path: Path) -> None:
     assert np.allclose(m.joint_positions, truth, atol=1e-5)
     with pytest.raises(FileNotFoundError, match="female"):
         fn(np.zeros(16), "female")
+
+
+def test_prepare_amass_command(tmp_path: Path, capsys: object) -> None:
+    import pytest
+
+    pytest.importorskip("smplx")
+    from kinest_core.cli import main
+
+    _fake_smplh(tmp_path / "models")
+    for i in range(3):
+        d = tmp_path / "amass" / "CMU" / f"s{i}"
+        d.mkdir(parents=True)
+        _write(d / f"t{i}_poses.npz", f=10)
+    split = tmp_path / "test_files.txt"
+    split.write_text("CMU/s0/t0_poses.npz\n")
+    args = ["prepare-amass", "--amass", str(tmp_path / "amass"), "--smplh", str(tmp_path / "models")]
+    assert main([*args, "--out", str(tmp_path / "out"), "--split-file", str(split)]) == 0
+    assert len(load_motions(str(tmp_path / "out" / "train"))) == 2
+    assert len(load_motions(str(tmp_path / "out" / "test"))) == 1
