@@ -281,3 +281,15 @@ def test_evaluate_in_inference_modes(motions: list) -> None:
         assert res["overall"]["frames"] == motions[0].num_frames
     with pytest.raises(ValueError, match="KineST"):
         evaluate_motions(MeanPose(), motions[:1], mode="online")
+
+
+def test_cli_hold_out_moves_a_subject_to_validation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kinest_core.cli import main
+
+    data = [str(FIX / "02_01_cut.bvh"), str(FIX / "accad_Male2_C3_Run_cut.bvh")]
+    args = ["train", "--data", *data, "--out", str(tmp_path / "ho"), "--model", "mean_pose", "--tiny"]
+    assert main([*args, "--hold-out", "accad:Male2", "--iterations", "2", "--batch-size", "2", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "holding out accad:Male2: 1 validation motions, 1 training motions" in out
+    meta = json.loads((tmp_path / "ho" / "checkpoint_last.json").read_text())
+    assert meta["validation"]["frames"] > 0 and meta["data"]["accad_motions"] == 0

@@ -21,6 +21,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="training config JSON (keys of kinest_core.train.TrainConfig)")
     p.add_argument("--val", nargs="+", help="validation data, scored with the evaluation protocol")
     p.add_argument(
+        "--hold-out",
+        nargs="+",
+        metavar="SUBJECT",
+        help="move these subjects (e.g. cmu_daz:14 accad:Male2; see kinest_core.mocap.subject_key) from --data to validation, "
+        "so model selection never looks at the test split",
+    )
+    p.add_argument(
         "--model", choices=("kinest", "avatarposer", "mean_pose"), help="model to train (overrides the config)"
     )
     p.add_argument("--iterations", type=int, help="iterations (overrides the config)")
@@ -83,6 +90,19 @@ def run(args: argparse.Namespace) -> int:
     cache = os.path.join(args.out, "cache")
     data = load_data(args.data, cache)
     val = load_data(args.val, cache) if args.val else None
+    if args.hold_out:
+        from kinest_core.mocap import subject_key
+
+        held = set(args.hold_out)
+        keys = [subject_key(str(m.info.get("source", ""))) for m in data]
+        unknown = held - set(keys)
+        if unknown:
+            raise ValueError(
+                f"--hold-out: no motions of {', '.join(sorted(unknown))} in --data (known: {', '.join(sorted(set(keys)))})"
+            )
+        val = (val or []) + [m for m, k in zip(data, keys, strict=True) if k in held]
+        data = [m for m, k in zip(data, keys, strict=True) if k not in held]
+        print(f"holding out {', '.join(sorted(held))}: {len(val)} validation motions, {len(data)} training motions")
     info = describe_data(data, args.data)
     summary = train(data, args.out, cfg, val=val, resume=args.resume, data_info=info)
     print(json.dumps(summary, indent=2))
