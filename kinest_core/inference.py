@@ -276,7 +276,10 @@ def _predict(
                 quat_sum[s : s + window] += q * w[:, None, None]
                 weight_sum[s : s + window] += w
             elif mode == "protocol":
-                out_mats[s : s + window] = mats[i]
+                # The re-aligned last window only fills the frames no earlier window reached.
+                first = max(s, next_unfilled)
+                out_mats[first : s + window] = mats[i][first - s :]
+                next_unfilled = s + window
             else:  # online: the frames this window is the first to reach, all at its end
                 end = s + window
                 out_mats[next_unfilled:end] = mats[i][next_unfilled - s :]
