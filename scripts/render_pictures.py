@@ -26,7 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kinest_core.jitter import JitterSummary
+    from kinest_core.smoothing import SmoothingOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,7 +76,7 @@ def build_zip(folder: str) -> Path:
     return zp
 
 
-def setup_scene(bpy, body, size: tuple[int, int]):  # noqa: ANN001 - bpy types are dynamic
+def setup_scene(bpy: Any, size: tuple[int, int]) -> Any:
     """Workbench, a floor, a camera that follows the body (one per rendered frame)."""
     scene = bpy.context.scene
     scene.render.engine = "BLENDER_WORKBENCH"
@@ -98,7 +104,7 @@ def setup_scene(bpy, body, size: tuple[int, int]):  # noqa: ANN001 - bpy types a
     return cam
 
 
-def colour_by_bone(bpy, body, names):  # noqa: ANN001, ANN201
+def colour_by_bone(bpy: Any, body: Any, names: Sequence[str]) -> list[Any]:
     """One material per bone on the body mesh (its faces by the bone their vertices follow)."""
     import numpy as np
 
@@ -120,7 +126,7 @@ def colour_by_bone(bpy, body, names):  # noqa: ANN001, ANN201
     return mats
 
 
-def aim(cam, target, offset) -> None:  # noqa: ANN001
+def aim(cam: Any, target: Sequence[float], offset: Sequence[float]) -> None:
     from mathutils import Vector
 
     t = Vector(target)
@@ -128,7 +134,7 @@ def aim(cam, target, offset) -> None:  # noqa: ANN001
     cam.rotation_euler = (t - cam.location).to_track_quat("-Z", "Y").to_euler()
 
 
-def plot(out: Path, summary, after, fps: float, names) -> Path:  # noqa: ANN001 - core dataclasses
+def plot(out: Path, summary: JitterSummary, after: JitterSummary, fps: float, names: Sequence[str]) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -189,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = os.path.abspath(args.checkpoint) if args.checkpoint else default_checkpoint()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    size = tuple(int(x) for x in args.size.lower().split("x"))
+    w, h = (int(x) for x in args.size.lower().split("x"))
     tmp = tempfile.mkdtemp(prefix="kinest-pictures-")
     os.environ["BLENDER_USER_RESOURCES"] = os.path.join(tmp, "user")
     zp = build_zip(os.path.join(tmp, "zip"))
@@ -216,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     smoothed = smooth_motion(motion, _panel_options(settings))
     names = bake.BONE_NAME_PRESETS["SMPL"]
 
-    cam = setup_scene(bpy, body, size)
+    cam = setup_scene(bpy, (w, h))
     materials = colour_by_bone(bpy, body, names)
     scene = bpy.context.scene
     n = motion.num_frames
@@ -256,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _panel_options(settings):  # noqa: ANN001, ANN202
+def _panel_options(settings: Any) -> SmoothingOptions:
     from kinest_core.smoothing import SmoothingOptions
 
     return SmoothingOptions(
