@@ -79,3 +79,23 @@ def test_short_motion_and_bad_options() -> None:
         smooth_motion(m, SmoothingOptions(strengths={"tail": 0.5}))
     with pytest.raises(ValueError, match="0..1"):
         smooth_motion(m, SmoothingOptions.uniform(2.0))
+
+
+def test_jitter_command(tmp_path, capsys) -> None:
+    import argparse
+    import json
+
+    from kinest_core.commands import jitter as cmd
+
+    m = _shaky_motion(120)
+    m.save_npz(str(tmp_path / "m.npz"))
+    parser = argparse.ArgumentParser()
+    cmd.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["jitter", str(tmp_path / "m.npz"), "--smooth", "0.5", "--head", "0.2", "--json"])
+    args.output = str(tmp_path / "smooth.npz")
+    assert args.run(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["smoothing"]["strengths"]["head"] == 0.2 and report["smoothing"]["strengths"]["legs"] == 0.5
+    assert report["smoothing"]["jitter_after"] < report["jitter"]["mean"]
+    assert Motion.load_npz(str(tmp_path / "smooth.npz")).num_frames == 120
+    assert cmd.run(parser.parse_args(["jitter", str(tmp_path / "missing.npz")])) == 2
