@@ -129,11 +129,11 @@ class KinestSettings(bpy.types.PropertyGroup):
     )
     jitter_shaky: FloatProperty(
         name="Red At",
-        default=20.0,
+        default=30.0,
         min=0.1,
         soft_max=200.0,
         update=_update_colors,
-        description="Jitter (100 m/s^3, the metric's unit) shown fully red (the KineST paper's mean on AMASS is about 6)",
+        description="Jitter (100 m/s^3, the metric's unit) shown fully red (the KineST paper's mean on AMASS is about 6; real mocap measures 5-22)",
     )
     smooth_method: EnumProperty(
         name="Filter",
