@@ -14,6 +14,8 @@ renormalised after it. Two filters:
 The root is then placed so that the head lands on the original head path smoothed with the
 head's strength: the body stays on the tracked head (within millimetres for small
 strengths) instead of drifting, and the root does not inherit the shake the filter removed.
+With head strength 0 the head keeps its path exactly, so any shake in that path (a noisy
+headset) moves the whole body: give the head some strength when the head itself shakes.
 """
 
 from __future__ import annotations
