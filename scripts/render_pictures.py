@@ -153,7 +153,7 @@ def plot(out: Path, summary: JitterSummary, after: JitterSummary, fps: float, na
         ax1.plot(t[3:], pfj[3:, j], color=c, lw=1.0, label=f"{names[j]} (mean {summary.per_joint[j]:.1f})")
     ax1.set_ylabel("jitter per joint (100 m/s³)")
     ax1.set_yscale("log")
-    ax1.legend(loc="upper right", fontsize=8, frameon=False)
+    ax1.legend(loc="lower left", fontsize=8, ncols=2, framealpha=0.85)
     ax1.set_title(f"Jitter per joint over time (22 joints, shakiest named); mean {summary.mean:.2f}")
     ax2.plot(t[3:], summary.per_frame[3:], color="0.3", lw=0.8, label=f"reconstruction (mean {summary.mean:.2f})")
     ax2.plot(t[3:], after.per_frame[3:], color="#2ca02c", lw=0.8, label=f"after Smooth (mean {after.mean:.2f})")
@@ -162,7 +162,7 @@ def plot(out: Path, summary: JitterSummary, after: JitterSummary, fps: float, na
     ax2.set_ylabel("mean over joints")
     ax2.set_xlabel("time (s); dotted: worst frames the panel lists")
     ax2.set_yscale("log")
-    ax2.legend(loc="upper right", fontsize=8, frameon=False)
+    ax2.legend(loc="lower left", fontsize=8, ncols=2, framealpha=0.85)
     fig.tight_layout()
     path = out / "jitter.png"
     fig.savefig(path, dpi=110)
