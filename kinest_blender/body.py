@@ -58,6 +58,8 @@ def body_geometry(
     groups: list[int] = []
     angles = np.linspace(0.0, 2 * np.pi, sides, endpoint=False)
     for j, (h, t) in enumerate(zip(np.asarray(heads, float), np.asarray(tails, float), strict=True)):
+        if j == 0:  # the pelvis bone points up from the pelvis joint: reach down to the hips too
+            h = h - (t - h) / max(float(np.linalg.norm(t - h)), 1e-9) * 0.09 * scale
         d = t - h
         length = float(np.linalg.norm(d))
         if length < 1e-6:

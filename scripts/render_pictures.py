@@ -170,7 +170,7 @@ def plot(out: Path, summary: JitterSummary, after: JitterSummary, fps: float, na
     return path
 
 
-def montage(out: Path, frames: list[Path], labels: list[str]) -> Path:
+def montage(out: Path, frames: list[Path], labels: list[str], title: str = "") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -178,12 +178,14 @@ def montage(out: Path, frames: list[Path], labels: list[str]) -> Path:
 
     imgs = [plt.imread(str(p)) for p in frames]
     h, w = imgs[0].shape[:2]
-    fig, axes = plt.subplots(1, len(imgs), figsize=(len(imgs) * w / 100, h / 100 + 0.3), squeeze=False)
+    fig, axes = plt.subplots(1, len(imgs), figsize=(len(imgs) * w / 100, h / 100 + 0.6), squeeze=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
     for ax, img, label in zip(axes[0], imgs, labels, strict=True):
         ax.imshow(img)
         ax.set_axis_off()
         ax.set_title(label, fontsize=9)
-    fig.tight_layout(pad=0.2)
+    fig.tight_layout(pad=0.2, rect=(0, 0, 1, 0.94 if title else 1))
     path = out / "frames.png"
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -244,7 +246,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[pictures] rendered {path.name} in {time.perf_counter() - t1:.2f} s")
         rendered.append(path)
         labels.append(f"{f / motion.fps:.1f} s (frame {frame})")
-    sheet = montage(out, rendered, labels)
+    sheet = montage(
+        out,
+        rendered,
+        labels,
+        f"{Path(args.input).name}: body parts coloured by their jitter on that frame "
+        f"(teal calm, yellow, red at {settings.jitter_shaky:.0f} x100 m/s³ and above)",
+    )
     chart = plot(out, summary, smoothed.after, motion.fps, names)
     facts = {
         "input": os.path.relpath(os.path.abspath(args.input), ROOT),
