@@ -42,7 +42,8 @@ def smooth_take(context: bpy.types.Context, obj: bpy.types.Object) -> str:
     )
     text = (
         f"Jitter {result.before.mean:.2f} -> {result.after.mean:.2f} (100 m/s^3): "
-        f"{result.reduction_percent:.0f}% lower; head moved at most {result.head_shift_max_m * 1000:.0f} mm"
+        f"{result.reduction_percent:.0f}% lower; joints moved {result.joint_shift_mean_m * 1000:.0f} mm on average, "
+        f"the head at most {result.head_shift_max_m * 1000:.0f} mm"
     )
     obj["kinest_smoothing"] = text
     if context.scene.kinest.show_jitter_colors:

@@ -83,6 +83,7 @@ class SmoothingResult:
     before: JitterSummary
     after: JitterSummary
     head_shift_max_m: float  # how far the head moved from where it was at most
+    joint_shift_mean_m: float = 0.0  # how far joints moved on average (how much the motion changed)
 
     @property
     def reduction_percent(self) -> float:
@@ -94,6 +95,7 @@ class SmoothingResult:
             "jitter_after": self.after.mean,
             "reduction_percent": self.reduction_percent,
             "head_shift_max_m": self.head_shift_max_m,
+            "joint_shift_mean_m": self.joint_shift_mean_m,
         }
 
 
@@ -182,6 +184,7 @@ def smooth_motion(motion: Motion, options: SmoothingOptions | None = None) -> Sm
     )
     before = jitter_summary(motion.joint_positions, fps)
     after = jitter_summary(positions, fps)
-    shift = float(np.linalg.norm(positions[:, HEAD] - head_before, axis=-1).max()) if len(positions) else 0.0
+    moved = np.linalg.norm(positions - np.asarray(motion.joint_positions, dtype=np.float64), axis=-1)
+    shift = float(moved[:, HEAD].max()) if len(positions) else 0.0
     info["smoothing"].update(jitter_before=before.mean, jitter_after=after.mean)
-    return SmoothingResult(out, before, after, shift)
+    return SmoothingResult(out, before, after, shift, float(moved.mean()) if moved.size else 0.0)
