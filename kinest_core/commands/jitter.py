@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         s = report["smoothing"]
         print(
             f"smoothed ({s['method']}): {s['jitter_before']:.2f} -> {s['jitter_after']:.2f}, "
-            f"{s['reduction_percent']:.0f}% lower; head moved at most {s['head_shift_max_m'] * 1000:.1f} mm"
+            f"{s['reduction_percent']:.0f}% lower; joints moved {s['joint_shift_mean_m'] * 1000:.1f} mm on average, "
+            f"the head at most {s['head_shift_max_m'] * 1000:.1f} mm"
         )
         if "output" in s:
             print(f"wrote {s['output']}")
