@@ -175,3 +175,17 @@ def test_threads_are_not_left_behind() -> None:
         run_in_worker(sys.executable, synthetic_tracking(10), {"debug": {"fail": "x"}})
     time.sleep(0.2)
     assert threading.active_count() <= before
+
+
+def test_worker_killed_like_by_the_oom_killer(tiny_checkpoint: Path) -> None:
+    """The system's out-of-memory killer sends SIGKILL: the client says so and cleans up."""
+    import signal
+
+    def on_event(msg: dict) -> None:
+        if msg.get("event") == "start":
+            os.kill(msg["pid"], signal.SIGKILL)
+
+    opts = {"checkpoint": str(tiny_checkpoint), "device": "cpu", "debug": {"stage": "progress", "sleep_s": 60}}
+    with pytest.raises(WorkerCrashed, match="killed by SIGKILL.*run out of memory") as info:
+        run_in_worker(sys.executable, synthetic_tracking(60), opts, on_event=on_event)
+    assert info.value.returncode == -signal.SIGKILL and _gone(info.value.pid)
