@@ -220,11 +220,14 @@ def _worker_cancelled_type() -> type[BaseException]:
 def _error_text(exc: BaseException) -> str:
     name = type(exc).__name__
     text = str(exc) or name
+    worker_errors: tuple[type[BaseException], ...] = ()
     try:
         from kinest_core.worker import WorkerError
+
+        worker_errors = (WorkerError,)
     except ImportError:
-        WorkerError = ()  # type: ignore[assignment,misc]  # noqa: N806
-    if isinstance(exc, WorkerError):  # already says what happened and what to do
+        pass
+    if isinstance(exc, worker_errors):  # already says what happened and what to do
         return f"Worker Python: {text[:1].upper()}{text[1:]}"
     if isinstance(exc, ImportError):
         return import_op.core_import_hint(exc)
