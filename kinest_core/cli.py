@@ -15,6 +15,7 @@ COMMANDS: tuple[str, ...] = (
     "inspect",
     "reconstruct",
     "bench",
+    "jitter",
     "train",
     "evaluate",
     "prepare_amass",
