@@ -240,3 +240,49 @@ def test_unreadable_smpl_file_falls_back_and_says_why(clean, tmp_path):
     assert "SMPL model not found" in obj["kinest_body_warning"]
     body = next(o for o in bpy.data.objects if o.get("kinest_role") == "body")
     assert body["kinest_body_source"] == "procedural"
+
+
+def test_draw_handler_uploads_the_trail_data(clean, monkeypatch):
+    """The draw callback, with stand-ins for ``gpu`` (headless Blender has no GPU context to draw in)."""
+    import sys
+    import types
+
+    calls: list[tuple] = []
+
+    class Shader:
+        def uniform_float(self, name, value):
+            calls.append(("uniform", name, tuple(value) if not isinstance(value, float) else value))
+
+    class Batch:
+        def draw(self, shader):
+            calls.append(("draw",))
+
+    def batch_for_shader(shader, kind, data):
+        calls.append(("batch", kind, np.asarray(data["pos"]).shape, np.asarray(data["color"]).shape))
+        return Batch()
+
+    gpu = types.ModuleType("gpu")
+    gpu.shader = types.SimpleNamespace(from_builtin=lambda name: calls.append(("shader", name)) or Shader())
+    gpu.state = types.SimpleNamespace(
+        viewport_get=lambda: (0, 0, 800, 600),
+        blend_set=lambda mode: calls.append(("blend", mode)),
+        depth_test_set=lambda mode: calls.append(("depth", mode)),
+    )
+    extras = types.ModuleType("gpu_extras.batch")
+    extras.batch_for_shader = batch_for_shader
+    monkeypatch.setitem(sys.modules, "gpu", gpu)
+    monkeypatch.setitem(sys.modules, "gpu_extras.batch", extras)
+
+    mod("bake").bake_motion(clean, synthetic_motion(90), "take", body=False)
+    clean.scene.frame_set(50)
+    clean.scene.kinest.trail_frames = 12
+    view = mod("jitter_view")
+    view._draw_trails()
+    assert ("shader", "POLYLINE_SMOOTH_COLOR") in calls
+    assert ("batch", "LINES", (2 * 12 * 22, 3), (2 * 12 * 22, 4)) in calls
+    assert ("uniform", "viewportSize", (800, 600)) in calls and ("draw",) in calls
+    assert calls[-1] == ("depth", "NONE") and ("blend", "NONE") in calls  # state given back
+    calls.clear()
+    clean.scene.kinest.show_trails = False
+    view._draw_trails()
+    assert calls == []
