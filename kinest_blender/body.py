@@ -120,7 +120,12 @@ def smpl_geometry(
     kind = "smplh" if "smplh" in name or "smpl_h" in name else "smpl"
     ext = "npz" if name.endswith(".npz") else "pkl"
     try:
-        model = smplx.create(model_path, model_type=kind, gender="neutral", ext=ext)
+        if os.path.isdir(model_path):  # smplx's folder layout: <folder>/smpl/SMPL_NEUTRAL.pkl
+            model = smplx.create(model_path, model_type=kind, gender="neutral", ext=ext)
+        elif kind == "smplh":  # by class, so any file name works (e.g. basicModel_neutral_lbs_10_207_0_v1.0.0.pkl)
+            model = smplx.SMPLH(model_path, ext=ext)
+        else:
+            model = smplx.SMPL(model_path)
     except Exception as exc:  # smplx raises many kinds for a wrong file
         raise ValueError(
             f"{model_path} is not an SMPL model file smplx can read ({type(exc).__name__}: {exc})"

@@ -212,7 +212,7 @@ def _fake_smpl_file(path):
 
 def test_smpl_body_from_the_users_model_file(clean, tmp_path):
     pytest.importorskip("smplx")
-    path = tmp_path / "SMPL_NEUTRAL.pkl"
+    path = tmp_path / "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl"  # SMPL's own name for the file
     n = _fake_smpl_file(path)
     motion = synthetic_motion(60)
     obj = mod("bake").bake_motion(clean, motion, "take", smpl_model=str(path))
