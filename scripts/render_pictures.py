@@ -9,8 +9,9 @@ from PyPI, a temporary user folder), imports the recording, reconstructs with th
 its body mesh, renders a few frames with Workbench, and plots jitter per joint over time
 (matplotlib), before and after the add-on's smoothing pass. Writes into ``--out``:
 
-- ``frame_NNNN.png``: single rendered frames, each body part coloured by its jitter on that
-  frame (the add-on's colour scale: teal calm, yellow, red shaking); ``frames.png``: side by side;
+- ``frames.png``: rendered frames side by side, each body part coloured by its jitter on that
+  frame (the add-on's colour scale: teal calm, yellow, red shaking); with ``--keep-frames``
+  also each frame alone (``frame_NNNN.png``);
 - ``jitter.png``: jitter of every joint over time (the shakiest named) and the per-frame mean
   before and after smoothing; ``pictures.json``: the numbers printed at the end.
 """
@@ -22,6 +23,7 @@ import importlib
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,6 +47,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--frames", type=int, default=4, help="frames to render, spread over the take")
     ap.add_argument("--size", default="400x480", help="render size WxH")
     ap.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--keep-frames", action="store_true", help="also keep the single frames (frame_NNNN.png)")
     return ap.parse_args(argv)
 
 
@@ -194,11 +197,19 @@ def montage(out: Path, frames: list[Path], labels: list[str], title: str = "") -
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    tmp = tempfile.mkdtemp(prefix="kinest-pictures-")
+    try:
+        return make_pictures(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def make_pictures(args: argparse.Namespace, tmp: str) -> int:
+    """Everything :func:`main` does, with a temporary folder for Blender's user files, the zip and frames."""
     checkpoint = os.path.abspath(args.checkpoint) if args.checkpoint else default_checkpoint()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     w, h = (int(x) for x in args.size.lower().split("x"))
-    tmp = tempfile.mkdtemp(prefix="kinest-pictures-")
     os.environ["BLENDER_USER_RESOURCES"] = os.path.join(tmp, "user")
     zp = build_zip(os.path.join(tmp, "zip"))
     import bpy
@@ -239,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         pelvis = motion.joint_positions[f, 0]
         target = (float(pelvis[0]), float(pelvis[1]), 0.95)
         aim(cam, target, (3.3 * math.sin(math.radians(25)), -3.3 * math.cos(math.radians(25)), 0.2))
-        path = out / f"frame_{frame:04d}.png"
+        path = (out if args.keep_frames else Path(tmp)) / f"frame_{frame:04d}.png"
         scene.render.filepath = str(path)
         t1 = time.perf_counter()
         bpy.ops.render.render(write_still=True)
@@ -263,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         "worst_joints": summary.as_dict()["worst_joints"],
         "worst_frames_scene": [scene.frame_start + f for f in summary.worst_frames],
         "smoothing": {**smoothed.as_dict(), "strengths": _panel_options(settings).strengths},
-        "images": [p.name for p in [*rendered, sheet, chart]],
+        "images": [p.name for p in [*(rendered if args.keep_frames else []), sheet, chart]],
     }
     (out / "pictures.json").write_text(json.dumps(facts, indent=2) + "\n")
     print(json.dumps(facts, indent=2))
