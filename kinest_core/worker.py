@@ -238,10 +238,17 @@ def run_request(request: str, result: str, out: IO[str] = sys.stdout) -> int:
         write_result(result, motion)
     except Exception as exc:
         if _is_out_of_memory(exc):
-            return _fail(out, EXIT_OUT_OF_MEMORY, "out_of_memory", f"out of memory: {exc}")
-        return _fail(out, EXIT_ERROR, type(exc).__name__, str(exc) or type(exc).__name__)
+            return _fail(out, EXIT_OUT_OF_MEMORY, "out_of_memory", _first_line(exc))
+        return _fail(out, EXIT_ERROR, type(exc).__name__, _first_line(exc))
     _emit(out, event="finished", device=stats.device, seconds=stats.seconds, frames=stats.frames)
     return EXIT_OK
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an error (CUDA errors run to paragraphs of advice about debugging)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _fail(out: IO[str], code: int, kind: str, message: str) -> int:
