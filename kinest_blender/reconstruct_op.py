@@ -10,6 +10,7 @@ Nothing in the scene changes before that bake, so a cancel leaves the scene as i
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import os
 import queue
@@ -69,13 +70,35 @@ def _call_reconstruct(
     return reconstruct(tracking, **kwargs)
 
 
+#: One kept worker process per worker Python (start-up, imports and model loading paid once).
+_SESSIONS: dict[str, Any] = {}
+
+
+def worker_session(python: str) -> Any:
+    """The kept ``kinest_core.worker.WorkerSession`` for a worker Python (others are closed)."""
+    from kinest_core.worker import WorkerSession
+
+    for other in [p for p in _SESSIONS if p != python]:
+        _SESSIONS.pop(other).close()
+    if python not in _SESSIONS:
+        _SESSIONS[python] = WorkerSession(python)
+    return _SESSIONS[python]
+
+
+def close_worker_sessions() -> None:
+    """End every kept worker process (unregister, Blender quitting)."""
+    while _SESSIONS:
+        _SESSIONS.popitem()[1].close()
+
+
 def worker_compute(
     python: str, timeout: float | None = 300.0, extra: dict[str, Any] | None = None
 ) -> Callable[..., Motion]:
     """A compute that runs the network in ``python -m kinest_core.worker`` (see docs/worker.md).
 
     It runs on the job's thread like the in-process one: the thread waits on the worker
-    process, the main thread still only drains the queue.
+    process, the main thread still only drains the queue. The worker process is kept for
+    the next reconstruction; a cancel, hang or crash ends it and the next run starts anew.
     """
 
     def compute(
@@ -93,7 +116,10 @@ def worker_compute(
             **opts.extra,
             **(extra or {}),
         }
-        return run_in_worker(python, tracking, options, progress=progress, cancel=cancel, timeout=timeout)
+        session = worker_session(python)
+        return run_in_worker(
+            python, tracking, options, progress=progress, cancel=cancel, timeout=timeout, session=session
+        )
 
     return compute
 
@@ -522,14 +548,31 @@ def _on_load_pre(*_args: Any) -> None:
 classes = (KINEST_OT_reconstruct, KINEST_OT_cancel)
 
 
+_ATEXIT: list[Callable[[], None]] = []
+
+
 def register() -> None:
     for cls in classes:
         bpy.utils.register_class(cls)
     bpy.app.handlers.load_pre.append(_on_load_pre)
+    atexit.register(_stop_everything)  # Blender quitting ends the kept worker process
+    _ATEXIT.append(_stop_everything)
+
+
+def _stop_everything() -> None:
+    """Cancel running jobs (their threads stop their worker processes), then end the kept workers."""
+    jobs = list(_JOBS)
+    cancel_all(abandon=True)
+    for job in jobs:
+        job.wait(5.0)
+    close_worker_sessions()
 
 
 def unregister() -> None:
-    cancel_all(abandon=True)
+    _stop_everything()
+    for fn in _ATEXIT:
+        atexit.unregister(fn)
+    _ATEXIT.clear()
     if _on_load_pre in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.remove(_on_load_pre)
     for cls in reversed(classes):

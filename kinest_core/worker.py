@@ -6,6 +6,7 @@ can run the network many times faster, and a crash, hang or out-of-memory there 
 take Blender down. The protocol is documented in ``docs/worker.md``:
 
     PYTHON -m kinest_core.worker REQUEST.npz RESULT.npz     # one reconstruction
+    PYTHON -m kinest_core.worker --serve                    # many: one JSON line per request on stdin
     PYTHON -m kinest_core.worker --check                    # one JSON line: versions and devices
 
 The request holds the tracking arrays and ``options`` (a JSON string); the worker prints
@@ -14,15 +15,18 @@ JSON lines on stdout (``{"event": "start", ...}``, ``{"done": n, "total": m}``,
 failure it prints ``{"event": "error", "kind": ..., "message": ...}`` and one line
 ``error: MESSAGE`` on stderr, and exits non-zero (1 error, 2 bad request, 3 out of memory).
 
-The client (:func:`run_in_worker`) imports no torch: it writes the request, starts the
-process, turns its lines into progress calls, and turns every way it can end into a
-:class:`Motion` or one of the :class:`WorkerError` exceptions, never leaving the process behind.
+The client (:class:`WorkerSession`, :func:`run_in_worker`) imports no torch: it writes the
+request, starts (or reuses) a ``--serve`` process, turns its lines into progress calls, and
+turns every way a run can end into a :class:`Motion` or one of the :class:`WorkerError`
+exceptions; a cancelled, hung or crashed worker is stopped and reaped, never left behind.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -253,13 +257,40 @@ def _first_line(exc: BaseException, limit: int = 300) -> str:
 
 def _fail(out: IO[str], code: int, kind: str, message: str) -> int:
     line = " ".join(message.split())  # one line
-    _emit(out, event="error", kind=kind, message=line)
+    _emit(out, event="error", kind=kind, code=code, message=line)
     print(f"error: {line}", file=sys.stderr, flush=True)
     return code
 
 
+def serve(inp: IO[str] = sys.stdin, out: IO[str] = sys.stdout) -> int:
+    """Serve requests until stdin closes: one JSON line ``{"request": ..., "result": ...}`` each."""
+    _emit(out, event="ready", pid=os.getpid(), protocol=PROTOCOL_VERSION)
+    for line in inp:
+        msg = _parse(line)
+        if msg is None:
+            continue
+        if msg.get("quit"):
+            break
+        code = run_request(str(msg.get("request")), str(msg.get("result")), out)
+        if code == EXIT_OUT_OF_MEMORY:
+            _free_cuda_cache()
+    return EXIT_OK
+
+
+def _free_cuda_cache() -> None:
+    """After running out of GPU memory, give the cached blocks back so the next request can start clean."""
+    torch = sys.modules.get("torch")  # not imported: nothing on a GPU to give back
+    try:
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # best effort only
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args == ["--serve"]:
+        return serve()
     if args == ["--check"]:
         try:
             _emit(sys.stdout, **check_environment())
@@ -267,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(sys.stdout, EXIT_ERROR, type(exc).__name__, str(exc))
         return EXIT_OK
     if len(args) != 2 or args[0].startswith("-"):
-        print("usage: python -m kinest_core.worker REQUEST.npz RESULT.npz | --check", file=sys.stderr)
+        print("usage: python -m kinest_core.worker REQUEST.npz RESULT.npz | --serve | --check", file=sys.stderr)
         return EXIT_BAD_REQUEST
     return run_request(args[0], args[1])
 
@@ -316,6 +347,204 @@ def _read_lines(stream: IO[str], sink: Callable[[str], None]) -> None:
         sink(line.rstrip("\n"))
 
 
+def _check_python(python: str) -> None:
+    if not python or not (os.path.isfile(python) and os.access(python, os.X_OK)):
+        raise WorkerCrashed(
+            f"worker Python {python!r} is not an executable file: set it to a python (or python.exe) that has "
+            "kinest_core and torch installed, or clear it to reconstruct inside Blender"
+        )
+
+
+class WorkerSession:
+    """One worker process (``--serve``) kept for several reconstructions, so start-up, the torch
+    import, CUDA's start and model loading are paid once (seconds on a GPU machine).
+
+    One run at a time. A run that is cancelled, times out or whose caller raises stops the
+    process (the next run starts a fresh one); a run that fails inside the worker (bad
+    checkpoint, out of memory) leaves it serving. :meth:`close` (or leaving a ``with`` block)
+    ends it; it also ends by itself when this process dies (its stdin closes).
+    """
+
+    def __init__(self, python_path: str, poll_s: float = 0.05) -> None:
+        self.python = str(python_path)
+        self.poll_s = poll_s
+        self.proc: subprocess.Popen[str] | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._stderr: deque[str] = deque(maxlen=20)
+        self._lock = threading.Lock()
+        self._tmp: str | None = None
+        self._count = 0
+
+    def __enter__(self) -> WorkerSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _start(self) -> subprocess.Popen[str]:
+        _check_python(self.python)
+        if self._tmp is None:
+            self._tmp = tempfile.mkdtemp(prefix="kinest-worker-")
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        env.pop("PYTHONHOME", None)  # Blender's own Python home must not leak into another Python
+        try:
+            proc = subprocess.Popen(
+                [self.python, "-m", "kinest_core.worker", "--serve"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                cwd=self._tmp,
+                env=env,
+                **_popen_kwargs(),
+            )
+        except OSError as exc:
+            raise WorkerCrashed(f"cannot start worker Python {self.python}: {exc}") from exc
+        self._lines = queue.Queue()
+        self._stderr = deque(maxlen=20)
+        lines, tail = self._lines, self._stderr
+        assert proc.stdout is not None and proc.stderr is not None
+
+        def read_out(stream: IO[str]) -> None:
+            for line in stream:
+                lines.put(line.rstrip("\n"))
+            lines.put(None)  # end of output: the process is ending
+
+        threading.Thread(target=read_out, args=(proc.stdout,), daemon=True).start()
+        threading.Thread(target=_read_lines, args=(proc.stderr, tail.append), daemon=True).start()
+        self.proc = proc
+        return proc
+
+    def _kill(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+            for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+                try:
+                    if stream is not None:
+                        stream.close()
+                except OSError:
+                    pass
+        self.proc = None
+
+    def close(self) -> None:
+        """End the worker (politely: closing its stdin ends its loop) and remove its files.
+
+        If a run is still going after a few seconds, its process is killed (the run then fails).
+        """
+        if not self._lock.acquire(timeout=5.0):
+            if self.proc is not None:
+                _stop(self.proc)
+            self._lock.acquire()
+        try:
+            proc = self.proc
+            if proc is not None and proc.poll() is None and proc.stdin is not None:
+                try:
+                    proc.stdin.close()
+                    proc.wait(2.0)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+            self._kill()
+            if self._tmp is not None:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+                self._tmp = None
+        finally:
+            self._lock.release()
+
+    def run(
+        self,
+        tracking: TrackingSequence,
+        options: dict[str, Any] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: CancelFlag | None = None,
+        timeout: float | None = 300.0,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Motion:
+        """Reconstruct ``tracking`` in the worker (started now if needed); see :func:`run_in_worker`."""
+        with self._lock:
+            proc = self.proc if self.alive() else None
+            if proc is None:
+                self._kill()
+                proc = self._start()
+            assert self._tmp is not None and proc.stdin is not None
+            self._count += 1
+            request = os.path.join(self._tmp, f"request{self._count}.npz")
+            result = os.path.join(self._tmp, f"result{self._count}.npz")
+            write_request(request, tracking, dict(options or {}))
+            done = False
+            try:
+                try:
+                    proc.stdin.write(json.dumps({"request": request, "result": result}) + "\n")
+                    proc.stdin.flush()
+                except OSError:  # it died before reading: reported below from its exit code
+                    pass
+                motion = self._wait(proc, result, progress, cancel, timeout, on_event)
+                done = True
+                motion.info["worker_python"] = self.python
+                return motion
+            except WorkerError as exc:
+                done = exc.returncode is not None and exc.returncode > 0 and self.alive()  # failed but serving
+                raise
+            finally:
+                if not done:
+                    self._kill()
+                for path in (request, result):
+                    try:
+                        os.remove(path)
+                    except OSError:
+                        pass
+
+    def _wait(
+        self,
+        proc: subprocess.Popen[str],
+        result: str,
+        progress: Callable[[int, int], None] | None,
+        cancel: CancelFlag | None,
+        timeout: float | None,
+        on_event: Callable[[dict[str, Any]], None] | None,
+    ) -> Motion:
+        last_seen = time.monotonic()
+        while True:
+            try:
+                line = self._lines.get(timeout=self.poll_s)
+            except queue.Empty:
+                line = ""
+            if line is None:  # output ended: the process died
+                code = proc.wait()
+                time.sleep(0.05)  # let the stderr reader take the last lines
+                raise _exit_error(code, None, list(self._stderr), proc.pid)
+            msg = _parse(line) if line else None
+            if msg is not None:
+                last_seen = time.monotonic()
+                if on_event is not None:
+                    on_event(msg)
+                if "done" in msg and "total" in msg and progress is not None:
+                    progress(int(msg["done"]), int(msg["total"]))
+                event = msg.get("event")
+                if event == "finished":
+                    return read_result(result)
+                if event == "error":
+                    raise _exit_error(int(msg.get("code", EXIT_ERROR)), msg, list(self._stderr), proc.pid)
+            if cancel is not None and cancel.cancelled:
+                raise WorkerCancelled("reconstruction cancelled; the worker was stopped", pid=proc.pid)
+            if timeout is not None and time.monotonic() - last_seen > timeout:
+                raise WorkerTimeout(
+                    f"the worker sent nothing for {timeout:.0f} s and was stopped; it may hang on the GPU "
+                    "driver or a much slower device: try the CPU device or raise the worker timeout in the "
+                    "add-on preferences",
+                    pid=proc.pid,
+                )
+
+
 def run_in_worker(
     python_path: str,
     tracking: TrackingSequence,
@@ -324,7 +553,7 @@ def run_in_worker(
     cancel: CancelFlag | None = None,
     timeout: float | None = 300.0,
     on_event: Callable[[dict[str, Any]], None] | None = None,
-    poll_s: float = 0.05,
+    session: WorkerSession | None = None,
 ) -> Motion:
     """Reconstruct ``tracking`` in ``python_path -m kinest_core.worker`` and return the motion.
 
@@ -333,93 +562,14 @@ def run_in_worker(
     batch must each finish within it); None waits for ever. ``progress(done, total)`` runs in
     the calling thread; an exception it raises (e.g. the caller's own cancel) stops the
     worker and propagates. Raises :class:`WorkerCancelled`, :class:`WorkerTimeout`,
-    :class:`WorkerOutOfMemory` or :class:`WorkerCrashed`; the process is always gone after.
+    :class:`WorkerOutOfMemory` or :class:`WorkerCrashed`. Without ``session`` a worker is
+    started for this call and always gone after it; with one, its worker is reused.
     """
-    python = str(python_path)
-    if not python or not (os.path.isfile(python) and os.access(python, os.X_OK)):
-        raise WorkerCrashed(
-            f"worker Python {python!r} is not an executable file: set it to a python (or python.exe) that has "
-            "kinest_core and torch installed, or clear it to reconstruct inside Blender"
-        )
-    opts = dict(options or {})
-    with tempfile.TemporaryDirectory(prefix="kinest-worker-") as tmp:
-        request = os.path.join(tmp, "request.npz")
-        result = os.path.join(tmp, "result.npz")
-        write_request(request, tracking, opts)
-        env = dict(os.environ)
-        env["PYTHONUNBUFFERED"] = "1"
-        env.pop("PYTHONHOME", None)  # Blender's own Python home must not leak into another Python
-        try:
-            proc = subprocess.Popen(
-                [python, "-m", "kinest_core.worker", request, result],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-                cwd=tmp,
-                env=env,
-                **_popen_kwargs(),
-            )
-        except OSError as exc:
-            raise WorkerCrashed(f"cannot start worker Python {python}: {exc}") from exc
-        lines: deque[str] = deque()
-        stderr_tail: deque[str] = deque(maxlen=20)
-        assert proc.stdout is not None and proc.stderr is not None
-        readers = [
-            threading.Thread(target=_read_lines, args=(proc.stdout, lines.append), daemon=True),
-            threading.Thread(target=_read_lines, args=(proc.stderr, stderr_tail.append), daemon=True),
-        ]
-        for r in readers:
-            r.start()
-        last_seen = time.monotonic()
-        error_event: dict[str, Any] | None = None
-        try:
-            while True:
-                while lines:
-                    last_seen = time.monotonic()
-                    msg = _parse(lines.popleft())
-                    if msg is None:
-                        continue
-                    if on_event is not None:
-                        on_event(msg)
-                    if "done" in msg and "total" in msg and progress is not None:
-                        progress(int(msg["done"]), int(msg["total"]))
-                    if msg.get("event") == "error":
-                        error_event = msg
-                if cancel is not None and cancel.cancelled:
-                    _stop(proc)
-                    raise WorkerCancelled("reconstruction cancelled; the worker was stopped", pid=proc.pid)
-                code = proc.poll()
-                if code is not None:
-                    for r in readers:
-                        r.join(2.0)
-                    while lines:  # the last lines (e.g. the error) may arrive with the exit
-                        msg = _parse(lines.popleft())
-                        if msg and msg.get("event") == "error":
-                            error_event = msg
-                        elif msg and on_event is not None:
-                            on_event(msg)
-                    break
-                if timeout is not None and time.monotonic() - last_seen > timeout:
-                    _stop(proc)
-                    raise WorkerTimeout(
-                        f"the worker sent nothing for {timeout:.0f} s and was stopped; it may hang on the GPU "
-                        "driver or a much slower device: try the CPU device or raise the worker timeout in the "
-                        "add-on preferences",
-                        pid=proc.pid,
-                    )
-                time.sleep(poll_s)
-        except BaseException:
-            _stop(proc)
-            raise
-        _stop(proc)  # reaps; kills leftovers of its group
-        if code == EXIT_OK and os.path.exists(result):
-            motion = read_result(result)
-            motion.info["worker_python"] = python
-            return motion
-        raise _exit_error(code, error_event, list(stderr_tail), proc.pid)
+    if session is not None:
+        return session.run(tracking, options, progress, cancel, timeout, on_event)
+    _check_python(str(python_path))
+    with WorkerSession(python_path) as own:
+        return own.run(tracking, options, progress, cancel, timeout, on_event)
 
 
 def _parse(line: str) -> dict[str, Any] | None:

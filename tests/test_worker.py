@@ -79,7 +79,8 @@ def test_worker_matches_in_process(tiny_checkpoint: Path, mode: str) -> None:
     assert seen and seen[-1] == (150, 150)
     assert motion.info["device"] == "cpu" and motion.info["worker_python"] == sys.executable
     assert motion.info["mode"] == mode and motion.info["worker_seconds"] > 0
-    assert events[0]["event"] == "start" and events[-1]["event"] == "finished"
+    kinds = [e.get("event") for e in events if "event" in e]
+    assert kinds == ["ready", "start", "finished"]
     assert _gone(events[0]["pid"])
 
 
@@ -125,7 +126,7 @@ def test_cancel_stops_the_worker(tiny_checkpoint: Path) -> None:
             sys.executable, synthetic_tracking(100), opts, progress=progress, cancel=token, on_event=events.append
         )
     assert time.perf_counter() - t0 < 30 and _gone(info.value.pid)
-    assert events and events[0]["event"] == "start"
+    assert [e["event"] for e in events if "event" in e] == ["ready", "start"]
 
 
 def test_exception_in_progress_stops_the_worker() -> None:
@@ -189,3 +190,54 @@ def test_worker_killed_like_by_the_oom_killer(tiny_checkpoint: Path) -> None:
     with pytest.raises(WorkerCrashed, match="killed by SIGKILL.*run out of memory") as info:
         run_in_worker(sys.executable, synthetic_tracking(60), opts, on_event=on_event)
     assert info.value.returncode == -signal.SIGKILL and _gone(info.value.pid)
+
+
+def test_a_session_keeps_its_worker_between_runs(tiny_checkpoint: Path) -> None:
+    """Start-up, imports and model loading are paid once; a failure inside the worker keeps it serving."""
+    from kinest_core.worker import WorkerSession
+
+    tracking = synthetic_tracking(60)
+    opts = {"checkpoint": str(tiny_checkpoint), "device": "cpu", "num_threads": 1}
+    with WorkerSession(sys.executable) as session:
+        t0 = time.perf_counter()
+        first = session.run(tracking, opts)
+        t1 = time.perf_counter()
+        pid = session.pid
+        with pytest.raises(WorkerCrashed, match="simulated"):
+            session.run(tracking, {**opts, "debug": {"fail": "simulated"}})
+        assert session.pid == pid and session.alive()
+        t2 = time.perf_counter()
+        second = run_in_worker(sys.executable, tracking, opts, session=session)
+        t3 = time.perf_counter()
+        assert session.pid == pid
+        np.testing.assert_array_equal(first.joint_positions, second.joint_positions)
+        print(f"\nfirst run {t1 - t0:.2f} s, again in the same worker {t3 - t2:.2f} s")
+        assert t3 - t2 < t1 - t0
+        with pytest.raises(WorkerTimeout):  # a hang stops the worker; the next run starts a fresh one
+            session.run(tracking, {**opts, "debug": {"sleep_s": 60}}, timeout=1.0)
+        assert _gone(pid) and not session.alive()
+        third = session.run(tracking, opts)
+        assert session.pid != pid
+        np.testing.assert_array_equal(first.joint_positions, third.joint_positions)
+        last = session.pid
+    assert _gone(last)
+
+
+def test_request_file_mode(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    """The one-shot command line: REQUEST.npz RESULT.npz, progress lines, exit code."""
+    import json
+    import subprocess
+
+    from kinest_core.worker import read_result
+
+    write_request(tmp_path / "req.npz", synthetic_tracking(40), {"checkpoint": str(tiny_checkpoint), "device": "cpu"})
+    cmd = [sys.executable, "-m", "kinest_core.worker", str(tmp_path / "req.npz"), str(tmp_path / "res.npz")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(ln) for ln in out.stdout.splitlines() if ln.startswith("{")]
+    assert lines[0]["event"] == "start" and lines[-1]["event"] == "finished" and lines[-2]["done"] == 40
+    assert read_result(tmp_path / "res.npz").num_frames == 40
+    bad = subprocess.run(
+        cmd[:3] + [str(tmp_path / "nope.npz"), str(tmp_path / "r.npz")], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and bad.stderr.startswith("error: cannot read request")

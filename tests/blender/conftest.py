@@ -45,6 +45,7 @@ def clean(addon: ModuleType) -> Iterator[bpy.types.Context]:
     bpy.ops.wm.read_homefile(use_empty=True)
     yield bpy.context
     mod("reconstruct_op").cancel_all(abandon=True)
+    mod("reconstruct_op").close_worker_sessions()  # no worker process outlives a test
 
 
 @pytest.fixture(scope="session")

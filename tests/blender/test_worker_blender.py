@@ -38,6 +38,17 @@ def test_worker_python_reconstructs_like_in_process(clean, worker_prefs, checkpo
     assert "on cpu, worker Python" in text and "network" in text and "fps" in text
     arm = next(o for o in bpy.data.objects if o.type == "ARMATURE")
     assert "kinest_jitter_mean" in arm
+    session = rec.worker_session(sys.executable)
+    pid = session.pid
+    assert session.alive()  # kept for the next reconstruction
+    again = rec.start_job(clean)
+    assert rec.run_to_end(clean, again) == rec.FINISHED
+    assert session.pid == pid
+    np.testing.assert_array_equal(again.motion.joint_positions, job.motion.joint_positions)
+    bpy.ops.wm.read_homefile(use_empty=True)  # a new file keeps the worker; unregister or quitting ends it
+    assert session.alive()
+    rec.close_worker_sessions()
+    assert not session.alive()
 
 
 @pytest.mark.parametrize(
