@@ -200,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     tmp = tempfile.mkdtemp(prefix="kinest-pictures-")
     try:
         return make_pictures(args, tmp)
+    except (RuntimeError, subprocess.CalledProcessError) as exc:  # operator reports arrive as RuntimeError
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
