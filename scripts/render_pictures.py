@@ -129,6 +129,15 @@ def colour_by_bone(bpy: Any, body: Any, names: Sequence[str]) -> list[Any]:
     return mats
 
 
+def camera_offset(pelvis_quat: Any, distance: float = 3.3, side_deg: float = 25.0) -> tuple[float, float, float]:
+    """From the body towards the camera: in front of where the pelvis faces, a little to its left."""
+    from kinest_core import rotations as rot
+
+    forward = rot.quat_to_matrix(pelvis_quat) @ [0.0, -1.0, 0.0]  # the rest pose faces -Y
+    yaw = math.atan2(forward[1], forward[0]) + math.radians(side_deg)
+    return (distance * math.cos(yaw), distance * math.sin(yaw), 0.2)
+
+
 def aim(cam: Any, target: Sequence[float], offset: Sequence[float]) -> None:
     from mathutils import Vector
 
@@ -252,7 +261,7 @@ def make_pictures(args: argparse.Namespace, tmp: str) -> int:
             mat.diffuse_color = (*(float(x) for x in c), 1.0)
         pelvis = motion.joint_positions[f, 0]
         target = (float(pelvis[0]), float(pelvis[1]), 0.95)
-        aim(cam, target, (3.3 * math.sin(math.radians(25)), -3.3 * math.cos(math.radians(25)), 0.2))
+        aim(cam, target, camera_offset(motion.local_rotations[f, 0]))
         path = (out if args.keep_frames else Path(tmp)) / f"frame_{frame:04d}.png"
         scene.render.filepath = str(path)
         t1 = time.perf_counter()
