@@ -234,12 +234,4 @@ class KINEST_OT_export_bvh(bpy.types.Operator, ExportHelper):
 
 classes = (KINEST_OT_export_fbx, KINEST_OT_export_bvh)
 
-
-def register() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(classes)

@@ -107,12 +107,4 @@ class KINEST_OT_check_worker(bpy.types.Operator):
 
 classes = (KinestPreferences, KINEST_OT_check_worker)
 
-
-def register() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(classes)

@@ -83,12 +83,4 @@ class KINEST_OT_smooth(bpy.types.Operator):
 
 classes = (KINEST_OT_smooth,)
 
-
-def register() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(classes)

@@ -146,12 +146,4 @@ class KINEST_PT_jitter(bpy.types.Panel):
 
 classes = (KINEST_PT_main, KINEST_PT_jitter)
 
-
-def register() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(classes)
