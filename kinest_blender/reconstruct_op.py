@@ -124,42 +124,18 @@ def worker_compute(
     return compute
 
 
-class _Cancelled(Exception):
-    """Stand-in until ``kinest_core.inference`` imports (the default compute then reports why it cannot)."""
-
-
-class _CancelToken:
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-
-def _cancel_types() -> tuple[type, type[BaseException]]:
-    """The core's (CancelToken, Cancelled), so the core's own checks stop the worker."""
-    try:
-        from kinest_core.inference import Cancelled, CancelToken
-    except ImportError:
-        return _CancelToken, _Cancelled
-    return CancelToken, Cancelled
-
-
 class ReconstructJob:
     """One reconstruction on a worker thread. Only :meth:`poll` and friends run on the main thread."""
 
     def __init__(
         self, tracking: TrackingSequence, opts: JobOptions, compute: Callable[..., Motion] | None = None
     ) -> None:
-        token_type, self._cancelled_type = _cancel_types()
+        from kinest_core.cancel import CancelToken
+
         self.tracking = tracking
         self.opts = opts
         self.compute = compute or _call_reconstruct
-        self.token = token_type()
+        self.token = CancelToken()
         self.messages: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.thread = threading.Thread(target=self._run, name=f"kinest-{opts.take}", daemon=True)
         self.state = RUNNING
@@ -180,18 +156,18 @@ class ReconstructJob:
         return self
 
     def _run(self) -> None:  # worker thread: no bpy here
-        cancelled_type = self._cancelled_type
+        from kinest_core.cancel import Cancelled
+        from kinest_core.worker import WorkerCancelled
 
         def progress(done: int, total: int) -> None:
             self.messages.put(("progress", (int(done), int(total))))
             if self.token.cancelled:
-                raise cancelled_type()
+                raise Cancelled()
 
-        worker_cancelled = _worker_cancelled_type()
         try:
             motion = self.compute(self.tracking, self.opts, progress, self.token)
             self.messages.put(("done", motion))
-        except (cancelled_type, _Cancelled, worker_cancelled):
+        except (Cancelled, WorkerCancelled):
             self.messages.put(("cancelled", None))
         except MemoryError:
             self.messages.put(("error", "Out of memory: reconstruct a shorter range, or choose the CPU device"))
@@ -233,14 +209,6 @@ class ReconstructJob:
         if self.done <= 0 or self.total <= 0:
             return -1.0
         return elapsed / self.done * (self.total - self.done)
-
-
-def _worker_cancelled_type() -> type[BaseException]:
-    try:
-        from kinest_core.worker import WorkerCancelled
-    except ImportError:
-        return _Cancelled
-    return WorkerCancelled
 
 
 def _error_text(exc: BaseException) -> str:

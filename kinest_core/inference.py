@@ -17,7 +17,6 @@ The root is not predicted: the body is placed so its head joint lands on the tra
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from numpy.typing import NDArray
 
 from kinest_core import rotations as rot
 from kinest_core import rotations_torch as trot
+from kinest_core.cancel import Cancelled, CancelToken
 from kinest_core.features import canonicalize_positions, tracking_features
 from kinest_core.model import KineST, default_checkpoint_path, load_checkpoint
 from kinest_core.skeleton import HEAD, NUM_JOINTS, Skeleton, forward_kinematics
@@ -37,24 +37,6 @@ from kinest_core.types import Motion, TrackingSequence
 
 MODES = ("offline", "online", "protocol")
 ProgressFn = Callable[[int, int], None]
-
-
-class Cancelled(Exception):
-    """Raised inside :func:`reconstruct` when its :class:`CancelToken` was set."""
-
-
-class CancelToken:
-    """Thread-safe flag a GUI sets to stop a running reconstruction between batches."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
 
 
 @dataclass
