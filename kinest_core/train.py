@@ -56,7 +56,12 @@ class TrainConfig:
     iterations: int = 10_000
     lr: float = 3e-4
     weight_decay: float = 1e-5
-    lr_drop_at: int = 200_000  # lr / 10 from this iteration on
+    lr_drop_at: int = 200_000  # "step" schedule: lr / 10 from this iteration on
+    lr_schedule: str = "step"  # step | cosine (cosine over the run: iterations or max_minutes, whichever ends first)
+    warmup: int = 0  # iterations of linear lr warm-up from lr / 100 (fresh optimiser state on a warm start)
+    min_lr_ratio: float = 0.02  # cosine ends at lr * this
+    init: str = ""  # start from these weights (a checkpoint of the same architecture) with a fresh optimiser
+    max_bad_steps: int = 20  # non-finite losses in a row before training stops (each such step is skipped)
     grad_clip: float = 1.0
     seed: int = 0
     log_every: int = 10
@@ -114,6 +119,22 @@ def save_model(path: str | os.PathLike[str], model: nn.Module, meta: dict[str, A
     if isinstance(model, KineST):
         return save_checkpoint(path, model, meta)
     return save_baseline(path, model, meta)
+
+
+def _load_init(model: nn.Module, path: str) -> None:
+    """Weights of a checkpoint (NAME, NAME.safetensors or NAME.json) into ``model``; shapes must match."""
+    from safetensors.torch import load_file
+
+    from kinest_core.model.checkpoint import _base
+
+    weights = _base(path).with_suffix(".safetensors")
+    if not weights.exists():
+        raise FileNotFoundError(f"init checkpoint {weights} not found")
+    state = load_file(str(weights), device="cpu")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"{weights} does not fit the {type(model).__name__} this config builds: {e}") from None
 
 
 def resolve_device(device: str) -> torch.device:
@@ -191,8 +212,18 @@ def _init_distributed(device: torch.device) -> tuple[_Dist, torch.device]:
     return _Dist(rank, world, local), device
 
 
-def _lr_at(config: TrainConfig, step: int) -> float:
-    return config.lr * (0.1 if step >= config.lr_drop_at else 1.0)
+def _lr_at(config: TrainConfig, step: int, elapsed_s: float = 0.0) -> float:
+    """Learning rate at ``step``; cosine progress is the larger of the iteration and time fractions."""
+    warm = min(1.0, 0.01 + 0.99 * step / config.warmup) if config.warmup > 0 else 1.0
+    if config.lr_schedule == "step":
+        return config.lr * warm * (0.1 if step >= config.lr_drop_at else 1.0)
+    if config.lr_schedule == "cosine":
+        progress = step / max(config.iterations, 1)
+        if config.max_minutes > 0:
+            progress = max(progress, elapsed_s / (config.max_minutes * 60.0))
+        cos = 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+        return config.lr * warm * (config.min_lr_ratio + (1.0 - config.min_lr_ratio) * cos)
+    raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}; choose step or cosine")
 
 
 def train(
@@ -217,7 +248,11 @@ def train(
     if dist_info.main:
         out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    model = build_model(config).to(device)
+    model = build_model(config)
+    if config.init and not (resume and (out / "train_state.pt").exists()):
+        _load_init(model, config.init)
+        say(f"initialised {config.model} from {config.init} (fresh optimiser)")
+    model = model.to(device)
     window = model_window(model)
     windows = MotionWindows(data, window)
     loss_cfg = LossConfig.from_dict(config.loss)
@@ -228,6 +263,8 @@ def train(
     learned = config.model != "mean_pose"
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay) if learned else None
     step, seen, elapsed = 0, 0, 0.0
+    bad_in_row, skipped = 0, 0
+    _lr_at(config, 0)  # an unknown schedule fails here, not mid-run
     best = math.inf
     state_path = out / "train_state.pt"
     if resume and state_path.exists():
@@ -276,6 +313,8 @@ def train(
                 "torch": torch.__version__,
                 "config": config.to_dict(),
                 "kind": kind,
+                "skipped_steps": skipped,
+                "init": config.init or None,
                 "summary": (
                     f"{step} iterations x {config.batch_size * dist_info.world} windows of {window} frames "
                     f"({seen} windows) on {hardware} in {elapsed / 3600:.2f} h; data: {info.get('minutes', '?')} min "
@@ -341,18 +380,29 @@ def train(
             loss_value = 0.0
         else:
             for g in opt.param_groups:
-                g["lr"] = _lr_at(config, step)
+                g["lr"] = _lr_at(config, step, elapsed)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda"):
                 pred = net(batch.features)
             loss, parts = kinest_loss(pred.float(), batch.target, loss_cfg, batch.rest_offsets)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            if config.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            opt.step()
+            grad_norm = nn.utils.clip_grad_norm_(
+                model.parameters(), config.grad_clip if config.grad_clip > 0 else math.inf
+            )
             loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                raise FloatingPointError(f"loss became {loss_value} at iteration {step}; lower the learning rate")
+            if math.isfinite(loss_value) and math.isfinite(float(grad_norm)):
+                opt.step()
+                bad_in_row = 0
+            else:  # one bad batch must not poison the weights or the Adam moments: skip it
+                bad_in_row += 1
+                skipped += 1
+                say(f"  iteration {step}: non-finite loss or gradient ({loss_value}); step skipped")
+                if bad_in_row >= config.max_bad_steps:
+                    save("last")
+                    raise FloatingPointError(
+                        f"{bad_in_row} non-finite steps in a row at iteration {step}; lower the learning rate "
+                        "or add warm-up (the last good weights are saved as checkpoint_last)"
+                    )
         step += 1
         seen += config.batch_size * dist_info.world
         elapsed += time.perf_counter() - t0
@@ -364,7 +414,7 @@ def train(
             pretty = " ".join(f"{k} {v:.4g}" for k, v in parts.items())
             line = (
                 f"[{step}/{config.iterations}] loss {loss_value:.5f} ({pretty}) "
-                f"{wps:.1f} windows/s lr {_lr_at(config, step):.1e} eta {_fmt_time(eta)}"
+                f"{wps:.1f} windows/s lr {_lr_at(config, step, elapsed):.1e} eta {_fmt_time(eta)}"
             )
             say(("\r" + line) if tty else line)
             if logf is not None:
@@ -389,6 +439,7 @@ def train(
         "windows_seen": seen,
         "time_s": round(elapsed, 1),
         "windows_per_s": round(seen / max(elapsed, 1e-9), 2),
+        "skipped_steps": skipped,
         "validation": last_val,
         "checkpoint": str(out / "checkpoint_last"),
     }

@@ -21,7 +21,7 @@ from kinest_core.evaluate import evaluate_motions, predict_local
 from kinest_core.features import canonicalize_positions, tracking_features
 from kinest_core.mocap import convert_bvh
 from kinest_core.skeleton import MIRROR_JOINTS, TRACKED_JOINTS, forward_kinematics
-from kinest_core.train import ACCAD_ATTRIBUTION, CMU_ATTRIBUTION, TrainConfig, train
+from kinest_core.train import ACCAD_ATTRIBUTION, CMU_ATTRIBUTION, TrainConfig, build_model, train
 
 FIX = Path(__file__).parent / "fixtures" / "mocap"
 REPO = Path(__file__).resolve().parents[1]
@@ -195,6 +195,44 @@ def test_baselines_train_and_load(motions: list, tmp_path: Path) -> None:
     y0 = trot.sixd_to_matrix(mp(x0).reshape(1, 24, 22, 6))
     assert torch.allclose(y[0, 0, 0], turn @ y0[0, 0, 0], atol=1e-5)
     assert torch.allclose(y[0, 0, 5], y0[0, 0, 5])
+
+
+def test_lr_schedules() -> None:
+    from kinest_core.train import _lr_at
+
+    step = TrainConfig(lr=1e-3, lr_drop_at=10, warmup=4)
+    assert _lr_at(step, 0) == pytest.approx(1e-5) and _lr_at(step, 2) == pytest.approx(1e-3 * (0.01 + 0.99 / 2))
+    assert _lr_at(step, 5) == pytest.approx(1e-3) and _lr_at(step, 10) == pytest.approx(1e-4)
+    cos = TrainConfig(lr=1e-3, lr_schedule="cosine", iterations=100, min_lr_ratio=0.1)
+    assert _lr_at(cos, 0) == pytest.approx(1e-3) and _lr_at(cos, 50) == pytest.approx(1e-3 * 0.55)
+    assert _lr_at(cos, 100) == pytest.approx(1e-4)
+    timed = TrainConfig(lr=1e-3, lr_schedule="cosine", iterations=10**9, max_minutes=2.0, min_lr_ratio=0.0)
+    assert _lr_at(timed, 1, elapsed_s=60.0) == pytest.approx(5e-4)  # half the time budget: half-way down
+    with pytest.raises(ValueError, match="lr_schedule"):
+        _lr_at(TrainConfig(lr_schedule="linear"), 0)
+
+
+def test_non_finite_steps_are_skipped_and_init_warm_starts(motions: list, tmp_path: Path) -> None:
+    first = train(motions, str(tmp_path / "a"), _tiny("kinest", 2), log=lambda s: None)
+    assert first["skipped_steps"] == 0
+    init = str(tmp_path / "a" / "checkpoint_last")
+    warm = build_model(_tiny("kinest", 1))
+    from kinest_core.train import _load_init
+
+    _load_init(warm, init)
+    saved, _ = load_any_checkpoint(init)
+    assert all(torch.equal(a, b) for a, b in zip(warm.state_dict().values(), saved.state_dict().values(), strict=True))
+    # a loss that is NaN every time: each step is skipped, the weights stay those of --init, then it stops
+    lines: list[str] = []
+    bad = _tiny("kinest", 10, init=init, max_bad_steps=3)
+    bad.loss = {**bad.loss, "rotation": float("nan")}
+    with pytest.raises(FloatingPointError, match="3 non-finite steps"):
+        train(motions, str(tmp_path / "b"), bad, log=lines.append)
+    assert sum("step skipped" in line for line in lines) == 3 and any("initialised" in line for line in lines)
+    kept, _ = load_any_checkpoint(tmp_path / "b" / "checkpoint_last")
+    assert all(torch.equal(a, b) for a, b in zip(kept.state_dict().values(), saved.state_dict().values(), strict=True))
+    with pytest.raises(ValueError, match="does not fit"):
+        _load_init(build_model(_tiny("avatarposer", 1)), init)
 
 
 def _free_port() -> int:

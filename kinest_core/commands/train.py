@@ -42,6 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
     p.add_argument("--tiny", action="store_true", help="a tiny model (smoke tests)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
+    p.add_argument("--init", help="start from this checkpoint's weights (same architecture) with a fresh optimiser")
     p.set_defaults(run=run)
 
 
@@ -79,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         "checkpoint_every": args.checkpoint_every,
         "val_every": args.val_every,
         "max_minutes": args.max_minutes,
+        "init": args.init,
     }
     for k, v in overrides.items():
         if v is not None:
