@@ -17,7 +17,7 @@ import torch
 
 from kinest_core.inference import InferenceStats, reconstruct
 from kinest_core.model import KineST, KineSTConfig
-from kinest_core.model.ssd import Mamba2, ssd_chunked, ssd_recurrent
+from kinest_core.model.ssd import Mamba2, ssd_chunked, ssd_chunked_reference, ssd_recurrent
 from kinest_core.skeleton import Skeleton, forward_kinematics
 from kinest_core.types import TrackingSequence
 
@@ -30,6 +30,17 @@ def best_time(fn: Callable[[], Any], repeats: int = 3) -> float:
         t = time.perf_counter()
         fn()
         best = min(best, time.perf_counter() - t)
+    return best
+
+
+def best_cpu_time(fn: Callable[[], Any], repeats: int = 3) -> float:
+    """Best CPU time (this process, all threads) of ``repeats`` calls after one warm-up (seconds)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.process_time()
+        fn()
+        best = min(best, time.process_time() - t)
     return best
 
 
@@ -85,22 +96,51 @@ def bench_scan(length: int = 960, batch: int = 4, repeats: int = 2) -> dict[str,
 
 
 def bench_skfm_training_scan(batch: int = 8, repeats: int = 2) -> dict[str, float]:
-    """Forward + backward of one SKFM Mamba-2 (width 64, 96 frames x 22 joints): reference vs fast."""
+    """Forward + backward of one SKFM Mamba-2 (width 64, 96 frames x 22 joints): plain vs fast scan.
+
+    CPU time at one thread (steadier than wall time on a shared machine). The plain chunked
+    scan is timed at chunk 64 and at its best chunk (16); the fast scan at the model's chunk (32).
+    """
     torch.manual_seed(0)
-    layer = Mamba2(64, d_state=16, headdim=16, chunk_size=16)
+    layer = Mamba2(64, d_state=16, headdim=16, chunk_size=32)
     u = torch.randn(batch, 96 * 22, 64)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
 
     def step(scan: str, chunk: int) -> None:
         layer.scan, layer.chunk_size = scan, chunk
         layer.zero_grad(set_to_none=True)
         layer(u).square().mean().backward()
 
-    ref = best_time(lambda: step("reference", 64), repeats)
-    fast = best_time(lambda: step("fast", 16), repeats)
+    # The SSD op alone, at the layer's shapes (8 heads of 16, state 16, one group).
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 96 * 22, 8, 16, generator=g).requires_grad_()
+    dt = (torch.rand(batch, 96 * 22, 8, generator=g) * 0.1).requires_grad_()
+    a = (-torch.rand(8, generator=g) * 4).requires_grad_()
+    b_in = torch.randn(batch, 96 * 22, 1, 16, generator=g).requires_grad_()
+    c_out = torch.randn(batch, 96 * 22, 1, 16, generator=g).requires_grad_()
+
+    def op(fn: Callable[..., torch.Tensor], chunk: int) -> None:
+        fn(x, dt, a, b_in, c_out, chunk_size=chunk).square().sum().backward()
+
+    try:
+        ref64 = best_cpu_time(lambda: step("reference", 64), repeats)
+        ref16 = best_cpu_time(lambda: step("reference", 16), repeats)
+        fast = best_cpu_time(lambda: step("fast", 32), repeats)
+        op_ref64 = best_cpu_time(lambda: op(ssd_chunked_reference, 64), repeats)
+        op_ref16 = best_cpu_time(lambda: op(ssd_chunked_reference, 16), repeats)
+        op_fast = best_cpu_time(lambda: op(ssd_chunked, 32), repeats)
+    finally:
+        torch.set_num_threads(threads)
     return {
-        "skfm_train_scan_reference_ms": ref * 1000,
+        "skfm_ssd_op_fwd_bwd_speedup": op_ref64 / op_fast,
+        "skfm_ssd_op_fwd_bwd_speedup_vs_best_plain": op_ref16 / op_fast,
+        "skfm_ssd_op_fast_ms": op_fast * 1000,
+        "skfm_train_scan_reference_ms": ref64 * 1000,
+        "skfm_train_scan_reference_chunk16_ms": ref16 * 1000,
         "skfm_train_scan_fast_ms": fast * 1000,
-        "skfm_train_scan_speedup": ref / fast,
+        "skfm_train_scan_speedup": ref64 / fast,
+        "skfm_train_scan_speedup_vs_best_plain": ref16 / fast,
         "skfm_train_batch": float(batch),
     }
 
