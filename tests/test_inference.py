@@ -192,3 +192,122 @@ def test_bad_tracking_npz_is_refused_clearly(tmp_path) -> None:
     np.savez(tmp_path / "nan.npz", times=np.arange(3.0), head=h, left_wrist=h, right_wrist=h)
     with pytest.raises(ValueError, match="frame 1"):
         TrackingSequence.load_npz(str(tmp_path / "nan.npz"))
+
+
+# -- hour-long takes: windows in batches, blended as they come, post-processing in chunks ------------
+
+
+def _reference_offline(net: torch.nn.Module, tracking: TrackingSequence, overlap: int = 32) -> Motion:
+    """Offline mode the plain way: every window's prediction held at once, blended, then one pass of
+    forward kinematics over the whole take (what ``reconstruct`` does in batches and chunks)."""
+    from kinest_core import rotations as rot
+    from kinest_core import rotations_torch as trot
+    from kinest_core.features import canonicalize_positions, tracking_features
+    from kinest_core.inference import _blend_weights
+    from kinest_core.skeleton import forward_kinematics
+
+    window = net.config.window
+    overlap = min(overlap, window // 2)
+    n = tracking.num_frames
+    t = tracking.transforms()
+    starts = window_starts(n, window, "offline", overlap=overlap)
+    feats = np.stack(
+        [
+            tracking_features(t[s : s + window, :, :3, :3], canonicalize_positions(t[s : s + window, :, :3, 3]))
+            for s in starts
+        ]
+    )
+    with torch.inference_mode():
+        out = torch.cat([net(torch.from_numpy(feats[i : i + 4])) for i in range(0, len(starts), 4)])
+    all_q = rot.matrix_to_quat(trot.sixd_to_matrix(out.reshape(len(starts), window, 22, 6).double()).numpy())
+    acc = np.zeros((n, 22, 4))
+    ref0 = all_q[0, 0]
+    for k, s in enumerate(starts):
+        filled = np.linalg.norm(acc[s : s + window], axis=-1, keepdims=True) > 0
+        q = all_q[k]
+        q = np.where(np.sum(q * np.where(filled, acc[s : s + window], ref0), axis=-1, keepdims=True) < 0, -q, q)
+        w = _blend_weights(window, overlap)
+        if s == 0:
+            w[:overlap] = 1.0
+        if s + window == n:
+            w[-overlap:] = np.maximum(w[-overlap:], 1e-3)
+        acc[s : s + window] += q * w[:, None, None]
+    local = rot.quat_to_matrix(acc / np.linalg.norm(acc, axis=-1, keepdims=True))
+    _, pos = forward_kinematics(local, Skeleton.neutral(1.75).rest_offsets)
+    root = tracking.head[:, :3, 3] - pos[:, HEAD]
+    quats = rot.quat_make_continuous(rot.matrix_to_quat(local), axis=0)
+    return Motion(quats, root, pos + root[:, None], Skeleton.neutral(1.75).rest_offsets, 60.0)
+
+
+@pytest.fixture(scope="module")
+def calm_model() -> KineST:
+    """A small random network whose outputs are well-conditioned 6D rotations (nothing amplifies
+    float32 round-off, so results can be compared across batch sizes)."""
+    torch.manual_seed(1)
+    model = KineST(KineSTConfig.tiny()).eval()
+    with torch.no_grad():
+        model.head.weight.normal_(0, 0.02)
+    return model
+
+
+def test_chunked_offline_equals_unchunked(calm_model: KineST, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kinest_core.inference as inference
+
+    tracking = synthetic_tracking(1000)
+    ref = _reference_offline(calm_model, tracking)
+    monkeypatch.setattr(inference, "POST_CHUNK_FRAMES", 97)  # chunk edges inside windows and overlaps
+    got = reconstruct(tracking, model=calm_model, device="cpu", batch_size=4, body_height=1.75)
+    np.testing.assert_allclose(got.local_rotations, ref.local_rotations, atol=1e-5)
+    np.testing.assert_allclose(got.joint_positions, ref.joint_positions, atol=1e-5)
+    np.testing.assert_allclose(got.root_translation, ref.root_translation, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["offline", "online", "protocol"])
+def test_batches_and_chunks_do_not_change_the_result(
+    calm_model: KineST, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    import kinest_core.inference as inference
+
+    tracking = synthetic_tracking(700)
+    one = reconstruct(tracking, model=calm_model, mode=mode, device="cpu", batch_size=64, stride=3)
+    monkeypatch.setattr(inference, "POST_CHUNK_FRAMES", 50)
+    many = reconstruct(tracking, model=calm_model, mode=mode, device="cpu", batch_size=3, stride=3)
+    np.testing.assert_allclose(many.local_rotations, one.local_rotations, atol=1e-5)
+    np.testing.assert_allclose(many.joint_positions, one.joint_positions, atol=1e-5)
+    assert np.all(np.sum(many.local_rotations[1:] * many.local_rotations[:-1], axis=-1) >= 0)  # signs across chunks
+
+
+class _LinearNet(torch.nn.Module):
+    """A network in name only (one linear layer): leaves reconstruct's own memory use to measure."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = KineSTConfig.tiny()
+        self.config.window = 96
+        self.layer = torch.nn.Linear(54, 132)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        eye6 = torch.tensor([1.0, 0, 0, 0, 1, 0]).repeat(22)
+        return eye6 + 0.05 * torch.tanh(self.layer(features))
+
+
+def test_memory_grows_with_the_take_only_through_its_own_arrays(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NumPy's allocations (tracemalloc sees them) stay near the output's own size: no array per
+    window, no full-length temporaries after the network."""
+    import tracemalloc
+
+    import kinest_core.inference as inference
+
+    monkeypatch.setattr(inference, "POST_CHUNK_FRAMES", 1024)
+    n = 20000
+    tracking = synthetic_tracking(n)
+    net = _LinearNet().eval()
+    tracemalloc.start()
+    try:
+        motion = reconstruct(tracking, model=net, device="cpu")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    own = motion.local_rotations.nbytes + motion.joint_positions.nbytes + motion.root_translation.nbytes
+    inputs = tracking.transforms().nbytes  # one copy of the input poses (n, 3, 4, 4)
+    assert peak < 1.3 * (own + inputs), f"peak {peak / 1e6:.0f} MB for {own / 1e6:.0f} MB of output"
