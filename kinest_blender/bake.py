@@ -1,16 +1,24 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Motion -> an ordinary Blender armature with one slotted action (main thread only).
+"""Motion -> an ordinary Blender armature with one slotted action (Blender data on the main thread only).
 
 The armature's bone heads sit on the SMPL-22 joints of the performer's rest pose. Blender
 bones point along their own Y axis, so a joint's local rotation L (identity at rest in the
 core's frame) becomes the pose-bone rotation B^T L B, where B is the bone's rest matrix:
 then every bone's armature-space frame is G @ B (G the joint's global rotation) and its head
 lands on the core's joint position. Keys are written whole-array with ``foreach_set``.
+
+Baking is split so that an hour-long take neither freezes Blender nor leaves half a take
+behind: :func:`plan_bake` computes every key without Blender (on the reconstruction's worker
+thread), :class:`BakeJob` writes the F-curves a few per main-thread step into an action nothing
+uses yet, and only its last step changes the scene. :func:`bake_motion` does all of it at once.
 """
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import bpy
@@ -21,6 +29,7 @@ from mathutils import Vector
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from kinest_core.jitter import JitterSummary
     from kinest_core.types import Motion
 
 #: Marks IDs this add-on made, so re-running replaces only its own results.
@@ -206,13 +215,50 @@ def rest_matrices(obj: bpy.types.Object, names: Sequence[str]) -> NDArray[np.flo
     return np.array([np.array(obj.data.bones[n].matrix_local.to_3x3()) for n in names], dtype=np.float64)
 
 
+def rest_frames(rest_offsets: NDArray) -> NDArray[np.float64]:
+    """The armature-space rest rotations (22, 3, 3) Blender gives the bones :func:`ensure_armature` builds.
+
+    Each bone's Y axis points from head to tail and ``align_roll`` turns its Z axis onto the
+    reference axis made perpendicular to Y; X completes the right-handed frame. Agrees with
+    Blender's stored bone matrices to float precision (a test checks it), and needs no Blender,
+    so a take's keys can be computed before (and without) touching the scene.
+    """
+    heads, tails, zref = bone_layout(rest_offsets)
+    y = tails - heads
+    y /= np.linalg.norm(y, axis=-1, keepdims=True)
+    z = zref - np.sum(zref * y, axis=-1, keepdims=True) * y
+    z /= np.linalg.norm(z, axis=-1, keepdims=True)
+    return np.stack([np.cross(y, z), y, z], axis=-1)
+
+
+#: Frames per chunk of the key maths (bounds its temporaries on hour-long takes).
+CHUNK_FRAMES = 16384
+
+
 def pose_channels(motion: Motion, rest: NDArray) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """(root location (F, 3) in the pelvis bone's rest frame, bone quaternions (F, 22, 4) wxyz, sign-continuous)."""
+    """(root location (F, 3) in the pelvis bone's rest frame, bone quaternions (F, 22, 4) wxyz, sign-continuous).
+
+    The pose-bone rotation B^T L B is the quaternion product conj(b) l b (b the rest rotation's
+    quaternion), computed ``CHUNK_FRAMES`` frames at a time; signs start with w >= 0 and each
+    chunk continues the last frame of the one before.
+    """
     from kinest_core import rotations as rot
 
-    local = rot.quat_to_matrix(np.asarray(motion.local_rotations, dtype=np.float64))
-    pose = np.einsum("jba,fjbc,jcd->fjad", rest, local, rest)  # B^T L B
-    quats = rot.quat_make_continuous(rot.matrix_to_quat(pose), axis=0)
+    rest = np.asarray(rest, dtype=np.float64)
+    b = rot.matrix_to_quat(rest)  # (22, 4)
+    b_conj = rot.quat_conjugate(b)
+    local = np.asarray(motion.local_rotations, dtype=np.float64)
+    n = local.shape[0]
+    quats = np.empty((n, len(rest), 4))
+    prev = None
+    for a in range(0, n, CHUNK_FRAMES):
+        c = rot.quat_multiply(rot.quat_multiply(b_conj, rot.quat_normalize(local[a : a + CHUNK_FRAMES])), b)
+        c *= np.where(c[..., :1] < 0, -1.0, 1.0)
+        c = rot.quat_make_continuous(c, axis=0)
+        if prev is not None:
+            c *= np.where(np.sum(c[:1] * prev, axis=-1, keepdims=True) < 0, -1.0, 1.0)
+        prev = c[-1:]
+        quats[a : a + CHUNK_FRAMES] = c
     loc = np.asarray(motion.root_translation, dtype=np.float64) @ rest[0]  # B0^T T, row-vector form
     return loc, quats
 
@@ -242,16 +288,24 @@ def write_fcurve_keys(
 _LINEAR = 1
 
 
+def _retire_old_action(
+    name: str, take: str, obj: bpy.types.Object | None, keep: bpy.types.Action | None = None
+) -> None:
+    """Free ``name`` for a new action of the take: this add-on's old one goes (or, if others use it, is renamed)."""
+    old = bpy.data.actions.get(name)
+    if old is None or old == keep or old.get(TAKE_PROP) != take:
+        return
+    if obj is not None and obj.animation_data is not None and obj.animation_data.action == old:
+        obj.animation_data.action = None
+    if old.users == 0 or (old.users == 1 and old.use_fake_user):
+        bpy.data.actions.remove(old)
+    else:  # someone else uses it: keep theirs, make ours under a new name
+        old.name = name + ".old"
+
+
 def new_action(name: str, take: str, obj: bpy.types.Object) -> tuple[bpy.types.Action, bpy.types.ActionChannelbag]:
     """A fresh slotted action for ``obj`` (replacing this add-on's previous one of the same name), assigned."""
-    old = bpy.data.actions.get(name)
-    if old is not None and old.get(TAKE_PROP) == take:
-        if obj.animation_data is not None and obj.animation_data.action == old:
-            obj.animation_data.action = None
-        if old.users == 0 or (old.users == 1 and old.use_fake_user):
-            bpy.data.actions.remove(old)
-        else:  # someone else uses it: keep theirs, make ours under a new name
-            old.name = name + ".old"
+    _retire_old_action(name, take, obj)
     action = bpy.data.actions.new(name)
     action[TAKE_PROP] = take
     slot = action.slots.new(id_type="OBJECT", name=obj.name)
@@ -260,6 +314,212 @@ def new_action(name: str, take: str, obj: bpy.types.Object) -> tuple[bpy.types.A
     ad.action_slot = slot
     cb = anim_utils.action_ensure_channelbag_for_slot(action, slot)
     return action, cb
+
+
+#: Armature custom properties written by the bake (rest offsets let a take be read back as a Motion).
+REST_PROP = "kinest_rest_offsets"
+JITTER_PROP = "kinest_jitter"
+#: Marks the action a running bake is filling (so a lookup by name never takes someone else's).
+BAKE_TOKEN_PROP = "kinest_bake_token"
+
+
+@dataclass
+class BakePlan:
+    """Every key of a take's action, computed from a Motion without Blender.
+
+    :func:`plan_bake` touches no ``bpy`` data, so the reconstruction's worker thread makes the
+    plan; the main thread then only copies ``values`` into F-curves (:class:`BakeJob`).
+    """
+
+    take: str
+    bone_names: str
+    frame_start: int
+    fps: float
+    rest_offsets: NDArray[np.float64]
+    rest: NDArray[np.float64]  # (22, 3, 3) the bones' armature-space rest rotations (predicted)
+    curves: list[tuple[str, int, str]]  # (data path, index, group) per F-curve, in writing order
+    values: NDArray[np.float32]  # (curves, frames): the keys' values
+    local_rotations: NDArray[np.float64]  # to key again should Blender's bones differ from ``rest``
+    root_translation: NDArray[np.float64]
+    joint_positions: NDArray[np.float64]
+    jitter: JitterSummary | None = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return BONE_NAME_PRESETS[self.bone_names]
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.values.shape[1])
+
+    @property
+    def num_keys(self) -> int:
+        return int(self.values.size)
+
+    @property
+    def frames(self) -> NDArray[np.float32]:
+        return np.arange(self.frame_start, self.frame_start + self.num_frames, dtype=np.float32)
+
+    def key_rotations(self, rest: NDArray) -> None:
+        """Recompute the location and rotation keys for bones whose rest rotations are ``rest``."""
+        from kinest_core.types import Motion
+
+        motion = Motion(self.local_rotations, self.root_translation, self.joint_positions, self.rest_offsets, self.fps)
+        loc, quats = pose_channels(motion, rest)
+        self.values[:3] = loc.T
+        self.values[3 : 3 + 4 * len(self.names)] = quats.reshape(len(quats), -1).T
+        self.rest = np.asarray(rest, dtype=np.float64)
+
+
+def plan_bake(
+    motion: Motion, take: str, bone_names: str = "SMPL", frame_start: int = 1, jitter: bool = True
+) -> BakePlan:
+    """The keys of a take (thread-safe: no ``bpy``): root location, bone quaternions, per-bone jitter."""
+    from kinest_core.jitter import jitter_summary
+
+    names = BONE_NAME_PRESETS[bone_names]
+    rest_offsets = np.asarray(motion.rest_offsets, dtype=np.float64)
+    root = names[0]
+    curves = [(f'pose.bones["{root}"].location', i, root) for i in range(3)]
+    curves += [(f'pose.bones["{nm}"].rotation_quaternion', i, nm) for nm in names for i in range(4)]
+    summary = jitter_summary(motion.joint_positions, motion.fps) if jitter else None
+    if summary is not None:
+        curves += [(f'pose.bones["{nm}"]["{JITTER_PROP}"]', 0, nm) for nm in names]
+    plan = BakePlan(
+        take=take,
+        bone_names=bone_names,
+        frame_start=int(frame_start),
+        fps=float(motion.fps),
+        rest_offsets=rest_offsets,
+        rest=rest_frames(rest_offsets),
+        curves=curves,
+        values=np.empty((len(curves), motion.num_frames), dtype=np.float32),
+        local_rotations=np.asarray(motion.local_rotations, dtype=np.float64),
+        root_translation=np.asarray(motion.root_translation, dtype=np.float64),
+        joint_positions=np.asarray(motion.joint_positions, dtype=np.float64),
+        jitter=summary,
+    )
+    plan.key_rotations(plan.rest)
+    if summary is not None:
+        plan.values[3 + 4 * len(names) :] = summary.per_frame_joint.T
+    return plan
+
+
+class BakeJob:
+    """Writes a plan's F-curves a few at a time on the main thread, then assembles the take in one step.
+
+    Until that last step the only new data is one unassigned action kept by a fake user and
+    marked with a token, so :meth:`cancel` at any point leaves the scene as it was. Between
+    steps the action is found again by name and token: an undo or a file load in between makes
+    the bake fail or vanish cleanly, never write into the wrong data.
+    """
+
+    def __init__(self, plan: BakePlan, body: bool = True, smpl_model: str = "") -> None:
+        self.plan = plan
+        self.body = body
+        self.smpl_model = smpl_model
+        self.done = 0  # F-curves written
+        self.total = len(plan.curves)
+        self.obj_name = ""  # the armature, once assembled
+        self.finished = False
+        self._token = uuid.uuid4().hex
+        self._action_name = ""
+        self._frames = plan.frames
+
+    def _action(self) -> bpy.types.Action:
+        action = bpy.data.actions.get(self._action_name) if self._action_name else None
+        if action is None or action.get(BAKE_TOKEN_PROP) != self._token:
+            raise RuntimeError("the take's new action went away during the bake (undo or file load)")
+        return action
+
+    def _channelbag(self, action: bpy.types.Action) -> bpy.types.ActionChannelbag:
+        return anim_utils.action_ensure_channelbag_for_slot(action, action.slots[0])
+
+    def _begin(self) -> None:
+        action = bpy.data.actions.new(f"KineST_{self.plan.take}")
+        action.use_fake_user = True  # nothing uses it until the last step
+        action[BAKE_TOKEN_PROP] = self._token
+        action[TAKE_PROP] = self.plan.take
+        action.slots.new(id_type="OBJECT", name=f"KineST_{self.plan.take}")
+        self._action_name = action.name
+
+    def _write(self, cb: bpy.types.ActionChannelbag, k: int) -> None:
+        path, index, group = self.plan.curves[k]
+        write_fcurve_keys(cb, path, index, self._frames, self.plan.values[k], group)
+
+    def step(self, context: bpy.types.Context, budget_s: float | None = 0.1) -> bool:
+        """Write F-curves for about ``budget_s`` seconds (None: all); True once the take is assembled."""
+        if self.finished:
+            return True
+        t0 = time.perf_counter()
+        if not self._action_name:
+            self._begin()
+        cb = self._channelbag(self._action())
+        while self.done < self.total:
+            self._write(cb, self.done)
+            self.done += 1
+            if budget_s is not None and time.perf_counter() - t0 >= budget_s:
+                return False
+        self._assemble(context)
+        self.finished = True
+        return True
+
+    def run(self, context: bpy.types.Context) -> bpy.types.Object:
+        """The whole bake in one call."""
+        self.step(context, None)
+        return bpy.data.objects[self.obj_name]
+
+    def cancel(self) -> None:
+        """Remove what the bake made so far (nothing, once it has finished)."""
+        if self.finished or not self._action_name:
+            return
+        try:
+            action = self._action()
+        except RuntimeError:
+            return
+        bpy.data.actions.remove(action)
+        self._action_name = ""
+
+    def _assemble(self, context: bpy.types.Context) -> None:
+        """The one step that changes the scene: armature, action assignment, properties, body, timing."""
+        plan, names = self.plan, self.plan.names
+        action = self._action()
+        obj = ensure_armature(context, plan.take, plan.rest_offsets, names)
+        rest = rest_matrices(obj, names)
+        if not np.allclose(rest, plan.rest, atol=1e-5):  # Blender built other bone frames than predicted
+            plan.key_rotations(rest)
+            cb = self._channelbag(action)
+            for k in range(3 + 4 * len(names)):
+                self._write(cb, k)
+        name = f"KineST_{plan.take}"
+        _retire_old_action(name, plan.take, obj, keep=action)
+        action.name = name
+        ad = obj.animation_data or obj.animation_data_create()
+        ad.action = action
+        ad.action_slot = action.slots[0]
+        action.use_fake_user = False
+        del action[BAKE_TOKEN_PROP]
+        self._action_name = ""
+        for pb in obj.pose.bones:  # keys hold everything: clear leftovers of a previous run
+            pb.location = (0.0, 0.0, 0.0)
+            pb.rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
+            pb.scale = (1.0, 1.0, 1.0)
+        n = plan.num_frames
+        obj["kinest_fps"] = plan.fps
+        obj["kinest_bone_names"] = plan.bone_names
+        obj[REST_PROP] = plan.rest_offsets.ravel().tolist()
+        obj["kinest_frame_start"] = plan.frame_start
+        obj["kinest_frames"] = n
+        obj["kinest_bake_id"] = int(obj.get("kinest_bake_id", 0)) + 1
+        if plan.jitter is not None:
+            _store_jitter(obj, plan.jitter, names, plan.joint_positions, plan.frame_start)
+        else:
+            for key in [k for k in obj.keys() if k.startswith("kinest_jitter")]:
+                del obj[key]
+        if self.body:
+            _build_body(context, obj, plan, self.smpl_model)
+        set_scene_timing(context.scene, plan.fps, plan.frame_start, n)
+        self.obj_name = obj.name
 
 
 def bake_motion(
@@ -278,74 +538,41 @@ def bake_motion(
     summary on the armature (what the panel, bone colours and trails show); ``body`` builds
     the low-poly body mesh skinned to the armature (or, with ``smpl_model``, the user's SMPL mesh;
     if that fails the built-in body is used and ``kinest_body_warning`` on the armature says why).
+    The same work as a :class:`BakeJob` in one call (the add-on's Reconstruct runs it in steps).
     """
-    names = BONE_NAME_PRESETS[bone_names]
-    obj = ensure_armature(context, take, motion.rest_offsets, names)
-    rest = rest_matrices(obj, names)
-    loc, quats = pose_channels(motion, rest)
-    n = motion.num_frames
-    frames = np.arange(frame_start, frame_start + n, dtype=np.float64)
-    _action, cb = new_action(f"KineST_{take}", take, obj)
-    for pb in obj.pose.bones:  # keys hold everything: clear leftovers of a previous run
-        pb.location = (0.0, 0.0, 0.0)
-        pb.rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
-        pb.scale = (1.0, 1.0, 1.0)
-    root = names[0]
-    for i in range(3):
-        write_fcurve_keys(cb, f'pose.bones["{root}"].location', i, frames, loc[:, i], root)
-    for j, name in enumerate(names):
-        for i in range(4):
-            write_fcurve_keys(cb, f'pose.bones["{name}"].rotation_quaternion', i, frames, quats[:, j, i], name)
-    obj["kinest_fps"] = float(motion.fps)
-    obj["kinest_bone_names"] = bone_names
-    obj[REST_PROP] = np.asarray(motion.rest_offsets, dtype=np.float64).ravel().tolist()
-    obj["kinest_frame_start"] = int(frame_start)
-    obj["kinest_frames"] = int(n)
-    obj["kinest_bake_id"] = int(obj.get("kinest_bake_id", 0)) + 1
-    if jitter:
-        key_jitter(obj, cb, motion, names, frames)
-    else:
-        for key in [k for k in obj.keys() if k.startswith("kinest_jitter")]:
-            del obj[key]
-    if body:
-        from kinest_core.skeleton import Skeleton
-
-        from .body import ensure_body
-
-        heads, tails, _z = bone_layout(motion.rest_offsets)
-        scale = Skeleton(rest_offsets=np.asarray(motion.rest_offsets, dtype=np.float64)).scale
-        if "kinest_body_warning" in obj:
-            del obj["kinest_body_warning"]
-        try:
-            ensure_body(context, obj, take, heads, tails, names, scale, smpl_model)
-        except (ImportError, OSError, ValueError) as exc:
-            if not smpl_model:
-                raise
-            obj["kinest_body_warning"] = f"SMPL body not used: {exc}"
-            ensure_body(context, obj, take, heads, tails, names, scale)
-    set_scene_timing(context.scene, motion.fps, frame_start, n)
-    return obj
+    plan = plan_bake(motion, take, bone_names, frame_start, jitter=jitter)
+    return BakeJob(plan, body=body, smpl_model=smpl_model).run(context)
 
 
-#: Armature custom properties written by the bake (rest offsets let a take be read back as a Motion).
-REST_PROP = "kinest_rest_offsets"
-JITTER_PROP = "kinest_jitter"
+def _build_body(context: bpy.types.Context, obj: bpy.types.Object, plan: BakePlan, smpl_model: str) -> None:
+    from kinest_core.skeleton import Skeleton
+
+    from .body import ensure_body
+
+    heads, tails, _z = bone_layout(plan.rest_offsets)
+    scale = Skeleton(rest_offsets=plan.rest_offsets).scale
+    if "kinest_body_warning" in obj:
+        del obj["kinest_body_warning"]
+    try:
+        ensure_body(context, obj, plan.take, heads, tails, plan.names, scale, smpl_model)
+    except (ImportError, OSError, ValueError) as exc:
+        if not smpl_model:
+            raise
+        obj["kinest_body_warning"] = f"SMPL body not used: {exc}"
+        ensure_body(context, obj, plan.take, heads, tails, plan.names, scale)
 
 
-def key_jitter(
-    obj: bpy.types.Object, cb: bpy.types.ActionChannelbag, motion: Motion, names: Sequence[str], frames: NDArray
+def _store_jitter(
+    obj: bpy.types.Object, summary: JitterSummary, names: Sequence[str], positions: NDArray, start: int
 ) -> None:
-    """Key ``kinest_jitter`` (metric unit, 100 m/s^3) on every pose bone and store the take's summary.
+    """Each pose bone's ``kinest_jitter`` property (keyed in the take's action) and the take's summary.
 
     The curves live in the take's own action, so the Graph Editor shows where each bone shakes
     and an FBX/BVH export or a new bake carries or replaces them with the rest of the take.
     """
-    from kinest_core.jitter import jitter_summary
-
     from . import jitter_view
 
-    summary = jitter_summary(motion.joint_positions, motion.fps)
-    for j, name in enumerate(names):
+    for name in names:
         pb = obj.pose.bones[name]
         pb[JITTER_PROP] = 0.0
         try:
@@ -354,8 +581,6 @@ def key_jitter(
             )
         except (TypeError, AttributeError):
             pass
-        write_fcurve_keys(cb, f'pose.bones["{name}"]["{JITTER_PROP}"]', 0, frames, summary.per_frame_joint[:, j], name)
-    start = int(frames[0]) if len(frames) else 1
     obj["kinest_jitter_mean"] = summary.mean
     obj["kinest_jitter_per_joint"] = summary.per_joint.tolist()
     obj["kinest_jitter_worst_joints"] = [int(j) for j in summary.worst_joints]
@@ -365,7 +590,7 @@ def key_jitter(
     if summary.worst_frames:  # ID properties cannot hold empty arrays
         obj["kinest_jitter_worst_frames"] = [start + int(f) for f in summary.worst_frames]
         obj["kinest_jitter_worst_values"] = [float(summary.per_frame[f]) for f in summary.worst_frames]
-    jitter_view.remember(obj, motion.joint_positions, summary.per_frame_joint, start)
+    jitter_view.remember(obj, positions, summary.per_frame_joint, start)
 
 
 def _curve_values(cb: bpy.types.ActionChannelbag, path: str, index: int, frames: NDArray) -> NDArray[np.float64]:

@@ -128,7 +128,14 @@ def describe_detected(info: dict[str, Any], fps: float, frames: int) -> str:
     return ", ".join(parts)
 
 
+#: Reader facts with one entry per source sample: not kept on the take (an hour of tracking
+#: made a 6 MB JSON property, copied by every save and undo step; reconstruction needs none).
+_PER_SAMPLE_INFO = ("original_times",)
+
+
 def _jsonable(info: dict[str, Any]) -> str:
+    info = {k: v for k, v in info.items() if k not in _PER_SAMPLE_INFO}
+
     def conv(v: Any) -> Any:
         if isinstance(v, np.generic):
             return v.item()

@@ -156,6 +156,7 @@ class KinestProgress(bpy.types.PropertyGroup):
     done: IntProperty(default=0)
     total: IntProperty(default=0)
     seconds_left: FloatProperty(default=-1.0)
+    stage: StringProperty(default="")  # "reconstruct", then "bake"
     message: StringProperty(default="")
     last_result: StringProperty(default="")
 

@@ -1,11 +1,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Reconstruction without freezing Blender: worker thread -> queue -> main-thread steps.
 
-The worker runs ``kinest_core.inference.reconstruct`` and only puts plain Python/NumPy
-messages on a queue; it never touches ``bpy``. :func:`step` (called by the modal operator's
-timer, by the synchronous path in background mode, and by tests) drains the queue, updates
-the progress the panel draws and, when the motion is ready, bakes it on the main thread.
-Nothing in the scene changes before that bake, so a cancel leaves the scene as it was.
+The worker runs ``kinest_core.inference.reconstruct``, then computes every key of the take
+(``bake.plan_bake``), and only puts plain Python/NumPy messages on a queue; it never touches
+``bpy``. :func:`step` (called by the modal operator's timer, by the synchronous path in
+background mode, and by tests) drains the queue, updates the progress the panel draws and,
+once the keys are ready, bakes them a few F-curves per step (``bake.BakeJob``, about
+``BAKE_STEP_S`` seconds each), so even an hour-long take never holds the main thread for long.
+Nothing in the scene changes before the bake's last step, so a cancel at any point (during
+the reconstruction or the bake) leaves the scene as it was.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class JobOptions:
     num_threads: int | None = None
     bone_names: str = "SMPL"
     frame_start: int = 1
+    leave_core_free: bool = True  # cap torch's threads at cores - 1 so the UI keeps a core
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -61,7 +65,7 @@ def _call_reconstruct(
         "cancel": cancel,
         "body_height": opts.body_height,
         "num_threads": opts.num_threads,
-        "leave_core_free": True,
+        "leave_core_free": opts.leave_core_free,
         **opts.extra,
     }
     params = inspect.signature(reconstruct).parameters
@@ -112,7 +116,7 @@ def worker_compute(
             "device": opts.device,
             "body_height": opts.body_height,
             "num_threads": opts.num_threads,
-            "leave_core_free": True,
+            "leave_core_free": opts.leave_core_free,
             **opts.extra,
             **(extra or {}),
         }
@@ -144,8 +148,12 @@ class ReconstructJob:
         self.started = 0.0
         self.finished_at = 0.0
         self.motion: Motion | None = None
+        self.plan: bake.BakePlan | None = None  # every key of the take, made on the worker thread
+        self.baker: bake.BakeJob | None = None  # the main-thread bake of ``plan``, step by step
+        self.inferred_at = 0.0
         self.error: str = ""
         self.abandoned = False  # set when the scene it belongs to went away (file load)
+        self.bake_started = 0.0
         self.body_mesh = True  # build the body mesh with the bake
         self.smpl_model = ""  # the user's SMPL model file for the body ("" = built-in body)
 
@@ -166,7 +174,10 @@ class ReconstructJob:
 
         try:
             motion = self.compute(self.tracking, self.opts, progress, self.token)
-            self.messages.put(("done", motion))
+            if self.token.cancelled:
+                raise Cancelled()
+            plan = bake.plan_bake(motion, self.opts.take, self.opts.bone_names, self.opts.frame_start)
+            self.messages.put(("done", (motion, plan)))
         except (Cancelled, WorkerCancelled):
             self.messages.put(("cancelled", None))
         except MemoryError:
@@ -188,15 +199,15 @@ class ReconstructJob:
             if kind == "progress":
                 self.done, self.total = payload
             elif kind == "done":
-                self.motion = payload
-                self.state = FINISHED
+                self.motion, self.plan = payload
+                self.inferred_at = time.perf_counter()
             elif kind == "cancelled":
                 self.state = CANCELLED
             elif kind == "error":
                 self.error = payload
                 self.state = FAILED
-        if self.token.cancelled and self.state != FAILED:
-            self.state = CANCELLED  # a cancel wins even over a result that just arrived
+        if self.token.cancelled and self.state == RUNNING:
+            self.state = CANCELLED  # a cancel wins even over a result that just arrived or a bake under way
         if self.state != RUNNING and not self.finished_at:
             self.finished_at = time.perf_counter()
         return self.state
@@ -205,10 +216,42 @@ class ReconstructJob:
         self.thread.join(timeout)
 
     def seconds_left(self) -> float:
-        elapsed = time.perf_counter() - self.started
-        if self.done <= 0 or self.total <= 0:
+        """Estimated seconds to the end of the current stage (-1: not known yet)."""
+        if self.baker is not None:
+            done, total, since = self.baker.done, self.baker.total, self.bake_started
+        else:
+            done, total, since = self.done, self.total, self.started
+        if done <= 0 or total <= 0:
             return -1.0
-        return elapsed / self.done * (self.total - self.done)
+        return (time.perf_counter() - since) / done * (total - done)
+
+    def fraction(self) -> float:
+        """Share of the whole job done: the reconstruction counts 90 %, the bake 10 %."""
+        if self.baker is not None:
+            return 0.9 + 0.1 * self.baker.done / max(self.baker.total, 1)
+        return 0.9 * self.done / max(self.total, 1)
+
+    def bake_step(self, context: bpy.types.Context, budget_s: float) -> str:
+        """One main-thread step of the bake (the keys are ready): RUNNING, FINISHED or FAILED."""
+        try:
+            if self.baker is None:
+                assert self.plan is not None
+                self.baker = bake.BakeJob(self.plan, body=self.body_mesh, smpl_model=self.smpl_model)
+                self.bake_started = time.perf_counter()
+            if not self.baker.step(context, budget_s):
+                return RUNNING
+        except (RuntimeError, ValueError, KeyError, ReferenceError) as exc:  # e.g. the take's objects were edited
+            traceback.print_exc()
+            if self.baker is not None:
+                self.baker.cancel()
+            self.state = FAILED
+            self.error = (
+                f"Baking failed ({type(exc).__name__}: {exc}); delete the take's armature and reconstruct again"
+            )
+            return FAILED
+        self.state = FINISHED
+        self.finished_at = time.perf_counter()
+        return FINISHED
 
 
 def _error_text(exc: BaseException) -> str:
@@ -308,6 +351,7 @@ def start_job(context: bpy.types.Context, compute: Callable[..., Motion] | None 
             num_threads=settings.threads or None,
             bone_names=settings.bone_names,
             frame_start=int(root.get("kinest_frame_start", 1)),
+            leave_core_free=not bpy.app.background,  # headless: no UI to keep responsive
             extra={"stride": settings.stride} if settings.mode == "online" else {},
         )
         worker_python, worker_timeout = prefs.worker_settings(context)
@@ -324,13 +368,22 @@ def start_job(context: bpy.types.Context, compute: Callable[..., Motion] | None 
     return job.start()
 
 
-def step(context: bpy.types.Context, job: ReconstructJob) -> str:
-    """One main-thread step (what the timer does): progress, and the bake once the motion is ready."""
+#: Seconds of baking per main-thread step (the modal operator's timer fires every 0.1 s).
+BAKE_STEP_S = 0.1
+
+
+def step(context: bpy.types.Context, job: ReconstructJob, budget_s: float = BAKE_STEP_S) -> str:
+    """One main-thread step (what the timer does): progress, then the bake in steps once the keys are ready."""
     state = job.poll()
     wm = context.window_manager.kinest_progress
     if job.abandoned:
         state = CANCELLED
-    wm.done, wm.total = job.done, job.total
+    if state == RUNNING and job.plan is not None:
+        state = job.bake_step(context, budget_s)
+    if job.baker is not None:
+        wm.stage, wm.done, wm.total = "bake", job.baker.done, job.baker.total
+    else:
+        wm.stage, wm.done, wm.total = "reconstruct", job.done, job.total
     wm.seconds_left = job.seconds_left()
     if state == RUNNING:
         _redraw(context)
@@ -339,36 +392,23 @@ def step(context: bpy.types.Context, job: ReconstructJob) -> str:
     wm.seconds_left = -1.0
     if job in _JOBS:
         _JOBS.remove(job)
-    if state == FINISHED and job.motion is not None:
-        motion = job.motion
-        elapsed = max(job.finished_at - job.started, 1e-6)
-        try:
-            obj = bake.bake_motion(
-                context,
-                motion,
-                job.opts.take,
-                job.opts.bone_names,
-                job.opts.frame_start,
-                body=job.body_mesh,
-                smpl_model=job.smpl_model,
-            )
-            if context.scene.kinest.show_jitter_colors:
-                from . import jitter_view
+    if state == FINISHED and job.baker is not None and job.motion is not None:
+        obj = bpy.data.objects[job.baker.obj_name]
+        if context.scene.kinest.show_jitter_colors:
+            from . import jitter_view
 
-                jitter_view.color_bones(context.scene, obj)
-        except (RuntimeError, ValueError, KeyError) as exc:  # e.g. the take's objects were edited mid-run
-            traceback.print_exc()
-            job.state = FAILED
-            job.error = f"Baking failed ({type(exc).__name__}: {exc}); delete the take's armature and reconstruct again"
-            wm.message = job.error
-            _redraw(context)
-            return FAILED
-        wm.last_result = result_text(motion, elapsed, job.opts.device)
+            jitter_view.color_bones(context.scene, obj)
+        elapsed = max(job.inferred_at - job.started, 1e-6)
+        baked = job.finished_at - job.bake_started
+        wm.last_result = result_text(job.motion, elapsed, job.opts.device) + f"; baked in {baked:.1f} s"
         wm.message = f"Baked {obj.name}" + (f"; {obj['kinest_body_warning']}" if "kinest_body_warning" in obj else "")
     elif state == CANCELLED:
+        if job.baker is not None:
+            job.baker.cancel()
         wm.message = "Reconstruction cancelled; the scene is unchanged"
     else:
         wm.message = job.error
+    job.plan, job.baker = None, None  # the keys are in Blender now (or not wanted): free them
     _redraw(context)
     return state
 
@@ -428,6 +468,7 @@ class KINEST_OT_reconstruct(bpy.types.Operator):
 
     def _end(self, context: bpy.types.Context, state: str) -> set[str]:
         job = self._job
+        self._job = None  # Blender may keep the operator for its redo panel: not the take's arrays
         if state == FINISHED:
             self.report({"INFO"}, context.window_manager.kinest_progress.last_result)
             return {"FINISHED"}
@@ -453,7 +494,7 @@ class KINEST_OT_reconstruct(bpy.types.Operator):
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
         wm.modal_handler_add(self)
-        wm.progress_begin(0, max(self._job.total, 1))
+        wm.progress_begin(0, 1000)
         return {"RUNNING_MODAL"}
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
@@ -466,7 +507,7 @@ class KINEST_OT_reconstruct(bpy.types.Operator):
             return {"PASS_THROUGH"}
         state = step(context, job)
         if state == RUNNING:
-            context.window_manager.progress_update(job.done)
+            context.window_manager.progress_update(int(1000 * job.fraction()))
             return {"PASS_THROUGH"}
         self._cleanup(context)
         return self._end(context, state)

@@ -58,11 +58,11 @@ class KINEST_PT_main(bpy.types.Panel):
 
         if progress.running and reconstruct_op.active_jobs():
             frac = progress.done / progress.total if progress.total else 0.0
-            layout.progress(
-                factor=frac,
-                type="BAR",
-                text=f"{progress.done} / {progress.total} frames, {_time_text(progress.seconds_left)}",
-            )
+            if progress.stage == "bake":
+                text = f"Baking: {progress.done} / {progress.total} curves, {_time_text(progress.seconds_left)}"
+            else:
+                text = f"{progress.done} / {progress.total} frames, {_time_text(progress.seconds_left)}"
+            layout.progress(factor=frac, type="BAR", text=text)
             layout.operator("kinest.cancel", icon="CANCEL")
         else:
             layout.operator("kinest.reconstruct", icon="ARMATURE_DATA")
