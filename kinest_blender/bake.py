@@ -239,20 +239,23 @@ def pose_channels(motion: Motion, rest: NDArray) -> tuple[NDArray[np.float64], N
     """(root location (F, 3) in the pelvis bone's rest frame, bone quaternions (F, 22, 4) wxyz, sign-continuous).
 
     The pose-bone rotation B^T L B is the quaternion product conj(b) l b (b the rest rotation's
-    quaternion), computed ``CHUNK_FRAMES`` frames at a time; signs start with w >= 0 and each
-    chunk continues the last frame of the one before.
+    quaternion): a fixed linear map of l per bone, applied ``CHUNK_FRAMES`` frames at a time;
+    signs start with w >= 0 and each chunk continues the last frame of the one before.
     """
     from kinest_core import rotations as rot
 
     rest = np.asarray(rest, dtype=np.float64)
-    b = rot.matrix_to_quat(rest)  # (22, 4)
-    b_conj = rot.quat_conjugate(b)
+    b = rot.matrix_to_quat(rest)[:, None, :]  # (22, 1, 4)
+    basis = np.eye(4)[None]  # (1, 4, 4): row k is the unit quaternion e_k
+    # maps[j, k] = conj(b_j) e_k b_j, so conj(b_j) l b_j = sum_k l_k maps[j, k] = l @ maps[j]
+    maps = rot.quat_multiply(rot.quat_multiply(rot.quat_conjugate(b), basis), b)  # (22, 4, 4)
     local = np.asarray(motion.local_rotations, dtype=np.float64)
     n = local.shape[0]
     quats = np.empty((n, len(rest), 4))
     prev = None
     for a in range(0, n, CHUNK_FRAMES):
-        c = rot.quat_multiply(rot.quat_multiply(b_conj, rot.quat_normalize(local[a : a + CHUNK_FRAMES])), b)
+        lq = rot.quat_normalize(local[a : a + CHUNK_FRAMES])
+        c = np.matmul(lq[:, :, None, :], maps)[:, :, 0]  # the row vector l times each bone's map
         c *= np.where(c[..., :1] < 0, -1.0, 1.0)
         c = rot.quat_make_continuous(c, axis=0)
         if prev is not None:
