@@ -351,7 +351,8 @@ def start_job(context: bpy.types.Context, compute: Callable[..., Motion] | None 
             num_threads=settings.threads or None,
             bone_names=settings.bone_names,
             frame_start=int(root.get("kinest_frame_start", 1)),
-            leave_core_free=not bpy.app.background,  # headless: no UI to keep responsive
+            # Headless there is no UI to keep responsive; a thread count the user set is used as set.
+            leave_core_free=not bpy.app.background and not settings.threads,
             extra={"stride": settings.stride} if settings.mode == "online" else {},
         )
         worker_python, worker_timeout = prefs.worker_settings(context)
