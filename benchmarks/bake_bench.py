@@ -66,6 +66,8 @@ def _action_keys(bpy: Any) -> int:
 
 
 def run(frames: int, insert_frames: int) -> dict[str, Any]:
+    import numpy as np
+
     bpy = start_blender()
     from kinest_blender import bake
     from kinest_core.bvh import write_motion_bvh
@@ -126,7 +128,7 @@ def run(frames: int, insert_frames: int) -> dict[str, Any]:
     bpy.ops.wm.read_homefile(use_empty=True)
     plan = bake.plan_bake(motion, "insert", jitter=False)
     obj = bake.ensure_armature(context, "insert", motion.rest_offsets, plan.names)
-    values = plan.values  # (3 + 88, frames): root location, then w, x, y, z per bone
+    values = np.stack([plan.curve_values(k) for k in range(3 + 4 * len(plan.names))])  # location, then wxyz per bone
     root = obj.pose.bones[plan.names[0]]
     bones = [obj.pose.bones[n] for n in plan.names]
     m = min(insert_frames, frames)

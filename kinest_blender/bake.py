@@ -8,8 +8,9 @@ then every bone's armature-space frame is G @ B (G the joint's global rotation) 
 lands on the core's joint position. Keys are written whole-array with ``foreach_set``.
 
 Baking is split so that an hour-long take neither freezes Blender nor leaves half a take
-behind: :func:`plan_bake` computes every key without Blender (on the reconstruction's worker
-thread), :class:`BakeJob` writes the F-curves a few per main-thread step into an action nothing
+behind: :func:`plan_bake` prepares the take without Blender (on the reconstruction's worker
+thread: the curves, the predicted rest frames, the jitter summary), :class:`BakeJob` computes
+each bone's keys as it writes its F-curves, a few per main-thread step, into an action nothing
 uses yet, and only its last step changes the scene. :func:`bake_motion` does all of it at once.
 """
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import bpy
@@ -242,14 +243,30 @@ def pose_channels(motion: Motion, rest: NDArray) -> tuple[NDArray[np.float64], N
     quaternion): a fixed linear map of l per bone, applied ``CHUNK_FRAMES`` frames at a time;
     signs start with w >= 0 and each chunk continues the last frame of the one before.
     """
+    rest = np.asarray(rest, dtype=np.float64)
+    return root_location(motion.root_translation, rest), bone_quaternions(motion.local_rotations, rest)
+
+
+def root_location(root_translation: NDArray, rest: NDArray) -> NDArray[np.float64]:
+    """The root bone's location keys (F, 3): the root translation in the pelvis bone's rest frame."""
+    return np.asarray(root_translation, dtype=np.float64) @ np.asarray(rest, dtype=np.float64)[0]  # B0^T T
+
+
+def bone_quaternions(local_rotations: NDArray, rest: NDArray) -> NDArray[np.float64]:
+    """Pose-bone quaternions (F, J, 4) of joints whose local rotations are ``local_rotations`` (F, J, 4)
+    and whose bones' armature-space rest rotations are ``rest`` (J, 3, 3).
+
+    Each bone is independent of the others, so one bone at a time (``J = 1``) gives exactly that
+    bone's part of all of them at once.
+    """
     from kinest_core import rotations as rot
 
     rest = np.asarray(rest, dtype=np.float64)
-    b = rot.matrix_to_quat(rest)[:, None, :]  # (22, 1, 4)
+    b = rot.matrix_to_quat(rest)[:, None, :]  # (J, 1, 4)
     basis = np.eye(4)[None]  # (1, 4, 4): row k is the unit quaternion e_k
     # maps[j, k] = conj(b_j) e_k b_j, so conj(b_j) l b_j = sum_k l_k maps[j, k] = l @ maps[j]
-    maps = rot.quat_multiply(rot.quat_multiply(rot.quat_conjugate(b), basis), b)  # (22, 4, 4)
-    local = np.asarray(motion.local_rotations, dtype=np.float64)
+    maps = rot.quat_multiply(rot.quat_multiply(rot.quat_conjugate(b), basis), b)  # (J, 4, 4)
+    local = np.asarray(local_rotations, dtype=np.float64)
     n = local.shape[0]
     quats = np.empty((n, len(rest), 4))
     prev = None
@@ -262,8 +279,7 @@ def pose_channels(motion: Motion, rest: NDArray) -> tuple[NDArray[np.float64], N
             c *= np.where(np.sum(c[:1] * prev, axis=-1, keepdims=True) < 0, -1.0, 1.0)
         prev = c[-1:]
         quats[a : a + CHUNK_FRAMES] = c
-    loc = np.asarray(motion.root_translation, dtype=np.float64) @ rest[0]  # B0^T T, row-vector form
-    return loc, quats
+    return quats
 
 
 def write_fcurve_keys(
@@ -331,7 +347,10 @@ class BakePlan:
     """Every key of a take's action, computed from a Motion without Blender.
 
     :func:`plan_bake` touches no ``bpy`` data, so the reconstruction's worker thread makes the
-    plan; the main thread then only copies ``values`` into F-curves (:class:`BakeJob`).
+    plan (the jitter summary, the most expensive part); the main thread then copies each
+    curve's values (:meth:`curve_values`) into an F-curve (:class:`BakeJob`). The values are
+    made one bone at a time as they are written, never all at once: an hour-long take's would
+    be another 100 MB on top of Blender's keyframes.
     """
 
     take: str
@@ -341,11 +360,11 @@ class BakePlan:
     rest_offsets: NDArray[np.float64]
     rest: NDArray[np.float64]  # (22, 3, 3) the bones' armature-space rest rotations (predicted)
     curves: list[tuple[str, int, str]]  # (data path, index, group) per F-curve, in writing order
-    values: NDArray[np.float32]  # (curves, frames): the keys' values
-    local_rotations: NDArray[np.float64]  # to key again should Blender's bones differ from ``rest``
+    local_rotations: NDArray[np.float64]  # (frames, 22, 4): the rotation keys come from these
     root_translation: NDArray[np.float64]
     joint_positions: NDArray[np.float64]
     jitter: JitterSummary | None = None
+    _bone: tuple[int, NDArray[np.float64]] | None = field(default=None, init=False, repr=False)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -353,25 +372,43 @@ class BakePlan:
 
     @property
     def num_frames(self) -> int:
-        return int(self.values.shape[1])
+        return int(self.local_rotations.shape[0])
 
     @property
     def num_keys(self) -> int:
-        return int(self.values.size)
+        return len(self.curves) * self.num_frames
 
     @property
     def frames(self) -> NDArray[np.float32]:
         return np.arange(self.frame_start, self.frame_start + self.num_frames, dtype=np.float32)
 
-    def key_rotations(self, rest: NDArray) -> None:
-        """Recompute the location and rotation keys for bones whose rest rotations are ``rest``."""
-        from kinest_core.types import Motion
+    def curve_values(self, k: int) -> NDArray[np.float32]:
+        """The values (frames,) of F-curve ``k``: root location, then w, x, y, z per bone, then jitter per bone.
 
-        motion = Motion(self.local_rotations, self.root_translation, self.joint_positions, self.rest_offsets, self.fps)
-        loc, quats = pose_channels(motion, rest)
-        self.values[:3] = loc.T
-        self.values[3 : 3 + 4 * len(self.names)] = quats.reshape(len(quats), -1).T
+        A bone's four rotation curves share one computation (kept until another bone's is asked for).
+        """
+        bones = len(self.names)
+        if k < 3:
+            values = root_location(self.root_translation, self.rest)[:, k]
+        elif k < 3 + 4 * bones:
+            j, i = divmod(k - 3, 4)
+            if self._bone is None or self._bone[0] != j:
+                self._bone = (j, bone_quaternions(self.local_rotations[:, j : j + 1], self.rest[j : j + 1])[:, 0])
+            values = self._bone[1][:, i]
+        elif self.jitter is not None and k < len(self.curves):
+            values = self.jitter.per_frame_joint[:, k - 3 - 4 * bones]
+        else:
+            raise IndexError(f"the plan has {len(self.curves)} curves, not {k + 1}")
+        return values.astype(np.float32)
+
+    def release(self) -> None:
+        """Drop the last bone's rotation values (the bake has written them)."""
+        self._bone = None
+
+    def key_rotations(self, rest: NDArray) -> None:
+        """Key the location and rotations for bones whose rest rotations are ``rest`` from now on."""
         self.rest = np.asarray(rest, dtype=np.float64)
+        self._bone = None
 
 
 def plan_bake(
@@ -388,7 +425,7 @@ def plan_bake(
     summary = jitter_summary(motion.joint_positions, motion.fps) if jitter else None
     if summary is not None:
         curves += [(f'pose.bones["{nm}"]["{JITTER_PROP}"]', 0, nm) for nm in names]
-    plan = BakePlan(
+    return BakePlan(
         take=take,
         bone_names=bone_names,
         frame_start=int(frame_start),
@@ -396,16 +433,11 @@ def plan_bake(
         rest_offsets=rest_offsets,
         rest=rest_frames(rest_offsets),
         curves=curves,
-        values=np.empty((len(curves), motion.num_frames), dtype=np.float32),
         local_rotations=np.asarray(motion.local_rotations, dtype=np.float64),
         root_translation=np.asarray(motion.root_translation, dtype=np.float64),
         joint_positions=np.asarray(motion.joint_positions, dtype=np.float64),
         jitter=summary,
     )
-    plan.key_rotations(plan.rest)
-    if summary is not None:
-        plan.values[3 + 4 * len(names) :] = summary.per_frame_joint.T
-    return plan
 
 
 class BakeJob:
@@ -448,7 +480,7 @@ class BakeJob:
 
     def _write(self, cb: bpy.types.ActionChannelbag, k: int) -> None:
         path, index, group = self.plan.curves[k]
-        write_fcurve_keys(cb, path, index, self._frames, self.plan.values[k], group)
+        write_fcurve_keys(cb, path, index, self._frames, self.plan.curve_values(k), group)
 
     def step(self, context: bpy.types.Context, budget_s: float | None = 0.1) -> bool:
         """Write F-curves for about ``budget_s`` seconds (None: all); True once the take is assembled."""
@@ -461,6 +493,8 @@ class BakeJob:
         while self.done < self.total:
             self._write(cb, self.done)
             self.done += 1
+            if self.done == self.total:
+                self.plan.release()
             if budget_s is not None and time.perf_counter() - t0 >= budget_s:
                 return False
         self._assemble(context)
@@ -494,6 +528,7 @@ class BakeJob:
             cb = self._channelbag(action)
             for k in range(3 + 4 * len(names)):
                 self._write(cb, k)
+            plan.release()
         name = f"KineST_{plan.take}"
         _retire_old_action(name, plan.take, obj, keep=action)
         action.name = name

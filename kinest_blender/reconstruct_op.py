@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Reconstruction without freezing Blender: worker thread -> queue -> main-thread steps.
 
-The worker runs ``kinest_core.inference.reconstruct``, then computes every key of the take
+The worker runs ``kinest_core.inference.reconstruct``, then plans the take's keys
 (``bake.plan_bake``), and only puts plain Python/NumPy messages on a queue; it never touches
 ``bpy``. :func:`step` (called by the modal operator's timer, by the synchronous path in
 background mode, and by tests) drains the queue, updates the progress the panel draws and,
@@ -136,7 +136,7 @@ class ReconstructJob:
     ) -> None:
         from kinest_core.cancel import CancelToken
 
-        self.tracking = tracking
+        self.tracking: TrackingSequence | None = tracking  # dropped once the network has run
         self.opts = opts
         self.compute = compute or _call_reconstruct
         self.token = CancelToken()
@@ -148,7 +148,7 @@ class ReconstructJob:
         self.started = 0.0
         self.finished_at = 0.0
         self.motion: Motion | None = None
-        self.plan: bake.BakePlan | None = None  # every key of the take, made on the worker thread
+        self.plan: bake.BakePlan | None = None  # the take's keys, planned on the worker thread
         self.baker: bake.BakeJob | None = None  # the main-thread bake of ``plan``, step by step
         self.inferred_at = 0.0
         self.error: str = ""
@@ -173,7 +173,10 @@ class ReconstructJob:
                 raise Cancelled()
 
         try:
-            motion = self.compute(self.tracking, self.opts, progress, self.token)
+            tracking, self.tracking = self.tracking, None  # not needed after the network: freed with it
+            assert tracking is not None
+            motion = self.compute(tracking, self.opts, progress, self.token)
+            del tracking
             if self.token.cancelled:
                 raise Cancelled()
             plan = bake.plan_bake(motion, self.opts.take, self.opts.bone_names, self.opts.frame_start)
