@@ -5,20 +5,18 @@ AvatarPoser-style transformer.
 Why: numbers on our own (small, open) data only mean something next to simple models
 trained and evaluated the same way. Both map ``(batch, frames, 54) -> (batch, frames, 132)``
 like :class:`~kinest_core.model.KineST`, so ``kinest train``/``evaluate`` treat them alike.
-Checkpoints are safetensors + JSON like KineST's, with their own ``architecture`` name;
+Checkpoints are written by :func:`kinest_core.model.save_checkpoint` like KineST's, with their own ``architecture`` name;
 :func:`load_any_checkpoint` opens all three kinds.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from kinest_core import rotations_torch as trot
@@ -140,43 +138,16 @@ class AvatarPoserLite(nn.Module):
 ARCHITECTURES = ("KineST", "AvatarPoserLite", "MeanPose")
 
 
-def _base(path: str | os.PathLike[str]) -> Path:
-    p = Path(path)
-    return p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
-
-
-def save_baseline(path: str | os.PathLike[str], model: nn.Module, meta: dict[str, Any] | None = None) -> Path:
-    """Weights (safetensors) + JSON, like KineST checkpoints, for the baseline models."""
-    base = _base(path)
-    base.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = base.with_suffix(".safetensors.part")
-    save_file(state, str(tmp), metadata={"format": "kinest"})
-    os.replace(tmp, base.with_suffix(".safetensors"))
-    config = getattr(model, "config", None)
-    doc: dict[str, Any] = {
-        "architecture": type(model).__name__,
-        "config": config.to_dict() if config is not None else {},
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-    }
-    doc.update(meta or {})
-    base.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
-    return base
-
-
 def load_any_checkpoint(
     path: str | os.PathLike[str], device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Open a KineST, AvatarPoserLite or MeanPose checkpoint by the ``architecture`` in its JSON."""
-    base = _base(path)
-    js = base.with_suffix(".json")
-    if not js.exists():
-        raise FileNotFoundError(f"checkpoint config {js} not found; a checkpoint is NAME.safetensors + NAME.json")
-    meta = json.loads(js.read_text())
+    from kinest_core.model.checkpoint import checkpoint_base, load_checkpoint, read_checkpoint_meta
+
+    base = checkpoint_base(path)
+    meta = read_checkpoint_meta(base)
     arch = meta.get("architecture", "KineST")
     if arch == "KineST":
-        from kinest_core.model.checkpoint import load_checkpoint
-
         return load_checkpoint(base, device=device)
     model: nn.Module
     if arch == "AvatarPoserLite":
@@ -184,7 +155,9 @@ def load_any_checkpoint(
     elif arch == "MeanPose":
         model = MeanPose(MeanPoseConfig(**meta.get("config", {})))
     else:
-        raise ValueError(f"{js}: unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})")
+        raise ValueError(
+            f"{base.with_suffix('.json')}: unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})"
+        )
     model.load_state_dict(load_file(str(base.with_suffix(".safetensors")), device="cpu"))
     model.to(device).eval()
     return model, meta

@@ -27,10 +27,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from kinest_core.baselines import AvatarPoserConfig, AvatarPoserLite, MeanPose, MeanPoseConfig, save_baseline
+from kinest_core.baselines import AvatarPoserConfig, AvatarPoserLite, MeanPose, MeanPoseConfig
 from kinest_core.data import AugmentConfig, MotionWindows, make_batch
 from kinest_core.evaluate import model_window
 from kinest_core.losses import LossConfig, kinest_loss
+from kinest_core.model.checkpoint import checkpoint_base, save_checkpoint
 from kinest_core.types import Motion
 
 #: Attributions the data licences ask for (data README); written into every checkpoint JSON.
@@ -112,22 +113,11 @@ def build_model(config: TrainConfig) -> nn.Module:
     raise ValueError(f"unknown model {config.model!r}; choose one of {', '.join(MODELS)}")
 
 
-def save_model(path: str | os.PathLike[str], model: nn.Module, meta: dict[str, Any]) -> Path:
-    """KineST through its own checkpoint writer, baselines through theirs (same file layout)."""
-    from kinest_core.model import KineST, save_checkpoint
-
-    if isinstance(model, KineST):
-        return save_checkpoint(path, model, meta)
-    return save_baseline(path, model, meta)
-
-
 def _load_init(model: nn.Module, path: str) -> None:
     """Weights of a checkpoint (NAME, NAME.safetensors or NAME.json) into ``model``; shapes must match."""
     from safetensors.torch import load_file
 
-    from kinest_core.model.checkpoint import _base
-
-    weights = _base(path).with_suffix(".safetensors")
+    weights = checkpoint_base(path).with_suffix(".safetensors")
     if not weights.exists():
         raise FileNotFoundError(f"init checkpoint {weights} not found")
     state = load_file(str(weights), device="cpu")
@@ -329,7 +319,7 @@ def train(
     def save(kind: str) -> None:
         if not dist_info.main:
             return
-        save_model(out / f"checkpoint_{kind}", model, meta(kind))
+        save_checkpoint(out / f"checkpoint_{kind}", model, meta(kind))
         if kind == "last":
             torch.save(
                 {

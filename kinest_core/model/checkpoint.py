@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from kinest_core.model.kinest import KineST, KineSTConfig
 
@@ -26,27 +27,33 @@ def default_checkpoint_path() -> Path | None:
     return base if base.with_suffix(".safetensors").exists() else None
 
 
-def _base(path: str | os.PathLike[str]) -> Path:
+def checkpoint_base(path: str | os.PathLike[str]) -> Path:
+    """NAME for NAME, NAME.safetensors or NAME.json: the two files' common base path."""
     p = Path(path)
     return p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
 
 
-def save_checkpoint(path: str | os.PathLike[str], model: KineST, meta: dict[str, Any] | None = None) -> Path:
-    """Write weights and JSON side by side; returns the base path (no extension)."""
-    base = _base(path)
+def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, meta: dict[str, Any] | None = None) -> Path:
+    """Write weights and JSON side by side (any of our models: KineST or a baseline); returns the base path."""
+    base = checkpoint_base(path)
     base.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = base.with_suffix(".safetensors.part")
     save_file(state, str(tmp), metadata={"format": "kinest"})
     os.replace(tmp, base.with_suffix(".safetensors"))
-    doc = {"architecture": "KineST", "config": model.config.to_dict(), "parameters": model.num_parameters()}
+    config = getattr(model, "config", None)
+    doc: dict[str, Any] = {
+        "architecture": type(model).__name__,
+        "config": config.to_dict() if config is not None else {},
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+    }
     doc.update(meta or {})
-    base.with_suffix(".json").write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    base.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
     return base
 
 
 def read_checkpoint_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
-    base = _base(path)
+    base = checkpoint_base(path)
     js = base.with_suffix(".json")
     if not js.exists():
         raise FileNotFoundError(f"checkpoint config {js} not found; a checkpoint is NAME.safetensors + NAME.json")
@@ -55,7 +62,7 @@ def read_checkpoint_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[KineST, dict[str, Any]]:
     """Build the model its JSON describes and load its weights (strictly: names and shapes must match)."""
-    base = _base(path)
+    base = checkpoint_base(path)
     weights = base.with_suffix(".safetensors")
     if not weights.exists():
         raise FileNotFoundError(f"checkpoint weights {weights} not found")
