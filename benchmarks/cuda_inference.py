@@ -16,27 +16,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from typing import Any
 
 import torch
 
-from kinest_core.bench import synthetic_tracking
+from kinest_core.bench import best_time, synthetic_tracking
 from kinest_core.inference import load_model, reconstruct
 from kinest_core.model.ssd import Mamba2, mamba_ssm_scan
 
 
 def _cuda_time(fn: Any, repeats: int = 3) -> float:
     """Best seconds of ``repeats`` synchronised calls after one warm-up (which also runs Triton's autotune)."""
-    fn()
-    torch.cuda.synchronize()
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
+
+    def synced() -> None:
         fn()
         torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t)
-    return best
+
+    return best_time(synced, repeats)
 
 
 def _use_kernels(model: torch.nn.Module, on: bool) -> None:

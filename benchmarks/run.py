@@ -70,14 +70,13 @@ def training_step_ratio(batch: int = 8, repeats: int = 2) -> dict[str, float]:
         model = KineST(KineSTConfig())
         model.set_scan(scan)
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-        best = float("inf")
-        for _ in range(repeats + 1):
-            t = time.process_time()
+
+        def step(model: KineST = model, opt: torch.optim.Optimizer = opt) -> None:
             model(x).square().mean().backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
-            best = min(best, time.process_time() - t)
-        res[f"train_step_{scan}_cpu_s"] = best
+
+        res[f"train_step_{scan}_cpu_s"] = best_time(step, repeats, time.process_time)
     res["train_step_speedup"] = res["train_step_reference_cpu_s"] / res["train_step_fast_cpu_s"]
     res["train_step_batch"] = float(batch)
     return res

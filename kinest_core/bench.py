@@ -22,25 +22,15 @@ from kinest_core.skeleton import Skeleton, forward_kinematics
 from kinest_core.types import TrackingSequence
 
 
-def best_time(fn: Callable[[], Any], repeats: int = 3) -> float:
-    """Best wall time of ``repeats`` calls after one warm-up (seconds)."""
+def best_time(fn: Callable[[], Any], repeats: int = 3, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Best time of ``repeats`` calls after one warm-up (seconds): wall time by default, or
+    ``clock=time.process_time`` for CPU time (steadier on a shared machine)."""
     fn()
     best = float("inf")
     for _ in range(repeats):
-        t = time.perf_counter()
+        t = clock()
         fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-def best_cpu_time(fn: Callable[[], Any], repeats: int = 3) -> float:
-    """Best CPU time (this process, all threads) of ``repeats`` calls after one warm-up (seconds)."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t)
+        best = min(best, clock() - t)
     return best
 
 
@@ -124,12 +114,12 @@ def bench_skfm_training_scan(batch: int = 8, repeats: int = 2) -> dict[str, floa
         fn(x, dt, a, b_in, c_out, chunk_size=chunk).square().sum().backward()
 
     try:
-        ref64 = best_cpu_time(lambda: step("reference", 64), repeats)
-        ref16 = best_cpu_time(lambda: step("reference", 16), repeats)
-        fast = best_cpu_time(lambda: step("fast", 32), repeats)
-        op_ref64 = best_cpu_time(lambda: op(ssd_chunked_reference, 64), repeats)
-        op_ref16 = best_cpu_time(lambda: op(ssd_chunked_reference, 16), repeats)
-        op_fast = best_cpu_time(lambda: op(ssd_chunked, 32), repeats)
+        ref64 = best_time(lambda: step("reference", 64), repeats, time.process_time)
+        ref16 = best_time(lambda: step("reference", 16), repeats, time.process_time)
+        fast = best_time(lambda: step("fast", 32), repeats, time.process_time)
+        op_ref64 = best_time(lambda: op(ssd_chunked_reference, 64), repeats, time.process_time)
+        op_ref16 = best_time(lambda: op(ssd_chunked_reference, 16), repeats, time.process_time)
+        op_fast = best_time(lambda: op(ssd_chunked, 32), repeats, time.process_time)
     finally:
         torch.set_num_threads(threads)
     return {
