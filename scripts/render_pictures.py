@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kinest_core.jitter import JitterSummary
-    from kinest_core.smoothing import SmoothingOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -228,6 +227,7 @@ def make_pictures(args: argparse.Namespace, tmp: str) -> int:
 
     bpy.ops.extensions.package_install_files(filepath=str(zp), repo="user_default", enable_on_install=True)
     bake = importlib.import_module("bl_ext.user_default.kinest.kinest_blender.bake")
+    smooth_op = importlib.import_module("bl_ext.user_default.kinest.kinest_blender.smooth_op")
     from kinest_core.jitter import jitter_colors, jitter_summary
     from kinest_core.smoothing import smooth_motion
 
@@ -244,7 +244,8 @@ def make_pictures(args: argparse.Namespace, tmp: str) -> int:
     body = next(o for o in bpy.data.objects if o.get("kinest_role") == "body")
     motion = bake.motion_from_armature(arm)
     summary = jitter_summary(motion.joint_positions, motion.fps)
-    smoothed = smooth_motion(motion, _panel_options(settings))
+    options = smooth_op.smoothing_options(settings)
+    smoothed = smooth_motion(motion, options)
     names = bake.BONE_NAME_PRESETS["SMPL"]
 
     cam = setup_scene(bpy, (w, h))
@@ -285,26 +286,12 @@ def make_pictures(args: argparse.Namespace, tmp: str) -> int:
         "jitter_mean": summary.mean,
         "worst_joints": summary.as_dict()["worst_joints"],
         "worst_frames_scene": [scene.frame_start + f for f in summary.worst_frames],
-        "smoothing": {**smoothed.as_dict(), "strengths": _panel_options(settings).strengths},
+        "smoothing": {**smoothed.as_dict(), "strengths": options.strengths},
         "images": [p.name for p in [*(rendered if args.keep_frames else []), sheet, chart]],
     }
     (out / "pictures.json").write_text(json.dumps(facts, indent=2) + "\n")
     print(json.dumps(facts, indent=2))
     return 0
-
-
-def _panel_options(settings: Any) -> SmoothingOptions:
-    from kinest_core.smoothing import SmoothingOptions
-
-    return SmoothingOptions(
-        method=settings.smooth_method,
-        strengths={
-            "legs": settings.smooth_legs,
-            "spine": settings.smooth_spine,
-            "arms": settings.smooth_arms,
-            "head": settings.smooth_head,
-        },
-    )
 
 
 if __name__ == "__main__":
