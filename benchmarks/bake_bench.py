@@ -20,7 +20,6 @@ scene:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine, start_blender  # noqa: E402
+from common import machine, print_and_exit, start_blender  # noqa: E402
 from looped import EXAMPLE  # noqa: E402
 
 
@@ -156,13 +155,7 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     res = run(args.frames, args.insert_frames)
-    if args.json:
-        print(json.dumps(res))
-    else:
-        for k, v in res.items():
-            print(f"{k:36s} {v:.3f}" if isinstance(v, float) else f"{k:36s} {v}")
-    sys.stdout.flush()
-    os._exit(0)  # skip Blender's teardown
+    print_and_exit(res, args.json, width=36)
 
 
 if __name__ == "__main__":

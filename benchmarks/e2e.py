@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
-import os
 import sys
 import tempfile
 import time
@@ -30,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PeakRss, Stopwatch, machine, rss_mb, start_blender  # noqa: E402
+from common import PeakRss, Stopwatch, machine, print_and_exit, rss_mb, start_blender  # noqa: E402
 from looped import write_looped_bsor  # noqa: E402
 
 
@@ -161,13 +159,7 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     res = run(args.seconds, fbx=not args.no_fbx, device=args.device)
-    if args.json:
-        print(json.dumps(res))
-    else:
-        for k, v in res.items():
-            print(f"{k:28s} {v:.3f}" if isinstance(v, float) else f"{k:28s} {v}")
-    sys.stdout.flush()
-    os._exit(0)  # skip Blender's slow teardown of a large scene
+    print_and_exit(res, args.json, width=28)
 
 
 if __name__ == "__main__":
