@@ -23,6 +23,7 @@ exceptions; a cancelled, hung or crashed worker is stopped and reaped, never lef
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -314,32 +315,26 @@ def _popen_kwargs() -> dict[str, Any]:
     return {"start_new_session": True}
 
 
+def _signal(proc: subprocess.Popen[str], hard: bool) -> None:
+    """Terminate (or kill, ``hard``) the process: its whole group on POSIX; already gone is fine."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.name == "nt":
+            (proc.kill if hard else proc.terminate)()
+        else:
+            os.killpg(proc.pid, signal.SIGKILL if hard else signal.SIGTERM)
+
+
 def _stop(proc: subprocess.Popen[str], grace_s: float = 2.0) -> None:
     """Terminate, then kill, and reap the process (and its group on POSIX)."""
     if proc.poll() is None:
-        try:
-            if os.name == "nt":
-                proc.terminate()
-            else:
-                os.killpg(proc.pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
+        _signal(proc, hard=False)
         try:
             proc.wait(grace_s)
         except subprocess.TimeoutExpired:
-            try:
-                if os.name == "nt":
-                    proc.kill()
-                else:
-                    os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            _signal(proc, hard=True)
             proc.wait()
     elif os.name != "nt":  # it ended; make sure nothing it started lives on
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        _signal(proc, hard=True)
 
 
 def _read_lines(stream: IO[str], sink: Callable[[str], None]) -> None:
