@@ -264,6 +264,7 @@ def train(
             opt.load_state_dict(st["optimizer"])
         step, seen, elapsed = int(st["step"]), int(st["windows_seen"]), float(st["elapsed_s"])
         best = float(st.get("best_val_mpjpe_cm", math.inf))
+        skipped = int(st.get("skipped_steps", 0))
         rng.bit_generator.state = (
             st["numpy_rng"][dist_info.rank] if dist_info.rank < len(st["numpy_rng"]) else rng.bit_generator.state
         )
@@ -329,6 +330,7 @@ def train(
                     "windows_seen": seen,
                     "elapsed_s": elapsed,
                     "best_val_mpjpe_cm": best,
+                    "skipped_steps": skipped,
                     "numpy_rng": [rng.bit_generator.state],
                     "torch_rng": gen.get_state(),
                     "config": config.to_dict(),

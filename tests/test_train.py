@@ -231,6 +231,9 @@ def test_non_finite_steps_are_skipped_and_init_warm_starts(motions: list, tmp_pa
     assert sum("step skipped" in line for line in lines) == 3 and any("initialised" in line for line in lines)
     kept, _ = load_any_checkpoint(tmp_path / "b" / "checkpoint_last")
     assert all(torch.equal(a, b) for a, b in zip(kept.state_dict().values(), saved.state_dict().values(), strict=True))
+    # the count of skipped steps survives a resume
+    resumed = train(motions, str(tmp_path / "b"), _tiny("kinest", 3, init=init), resume=True, log=lambda s: None)
+    assert resumed["iterations"] == 3 and resumed["skipped_steps"] == 3
     with pytest.raises(ValueError, match="does not fit"):
         _load_init(build_model(_tiny("avatarposer", 1)), init)
 
