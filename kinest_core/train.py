@@ -11,6 +11,7 @@ how the model was trained and carries the data attributions.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
@@ -18,7 +19,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,8 @@ class TrainConfig:
     augment: dict[str, Any] = field(default_factory=lambda: AugmentConfig().to_dict())
     device: str = "auto"
     threads: int = 0  # torch CPU threads (0: torch's default; on a busy shared CPU use 1)
-    amp: bool = False  # bf16 autocast of the forward pass on CUDA
+    amp: bool = False  # bf16 autocast of the forward pass (CUDA, or CPUs with AVX512-BF16/AMX; slower on others)
+    matmul_precision: str = "highest"  # float32 matmuls: highest | high (TF32 on CUDA) | medium
     max_minutes: float = 0.0  # stop (and save) after this much training time (0: no limit)
 
     def to_dict(self) -> dict[str, Any]:
@@ -216,6 +218,19 @@ def _lr_at(config: TrainConfig, step: int, elapsed_s: float = 0.0) -> float:
     raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}; choose step or cosine")
 
 
+@contextlib.contextmanager
+def _matmul_precision(precision: str) -> Iterator[None]:
+    """torch's float32 matmul precision for one run ("high": TF32 on CUDA), restored afterwards."""
+    if precision not in ("highest", "high", "medium"):
+        raise ValueError(f"unknown matmul_precision {precision!r}; choose highest, high or medium")
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(precision)
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
 def train(
     data: Sequence[Motion],
     out_dir: str,
@@ -229,6 +244,19 @@ def train(
 
     ``val`` motions are scored with the evaluation protocol every ``val_every`` iterations.
     """
+    with _matmul_precision(config.matmul_precision):
+        return _train(data, out_dir, config, val, resume, data_info, log)
+
+
+def _train(
+    data: Sequence[Motion],
+    out_dir: str,
+    config: TrainConfig,
+    val: Sequence[Motion] | None,
+    resume: bool,
+    data_info: dict[str, Any] | None,
+    log: Callable[[str], None] | None,
+) -> dict[str, Any]:
     say = log or (lambda s: print(s, flush=True))
     if config.threads > 0:
         torch.set_num_threads(config.threads)
@@ -373,7 +401,7 @@ def train(
         else:
             for g in opt.param_groups:
                 g["lr"] = _lr_at(config, step, elapsed)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
                 pred = net(batch.features)
             loss, parts = kinest_loss(pred.float(), batch.target, loss_cfg, batch.rest_offsets)
             opt.zero_grad(set_to_none=True)
