@@ -34,6 +34,35 @@ def best_time(fn: Callable[[], Any], repeats: int = 3, clock: Callable[[], float
     return best
 
 
+def cpu_bf16_support() -> tuple[bool, str]:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX on x86, BF16 on Arm), and why.
+
+    Without it torch emulates bf16 matmuls and autocast makes training slower, so bf16 timings
+    are only worth taking where this is True. Reads the Linux ``/proc/cpuinfo`` flags; torch's
+    own ``get_cpu_capability()`` names AMX where it uses it.
+    """
+    cap = torch.backends.cpu.get_cpu_capability()
+    flags: set[str] = set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith(("flags", "Features")):
+                    flags.update(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    hits = sorted(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+    if hits:
+        return True, f"CPU flags {', '.join(hits)} (torch CPU capability {cap})"
+    if "AMX" in cap.upper() or "BF16" in cap.upper():
+        return True, f"torch CPU capability {cap}"
+    where = "in /proc/cpuinfo" if flags else "(no /proc/cpuinfo flags to read)"
+    return (
+        False,
+        f"no avx512_bf16, amx_bf16 or bf16 CPU flag {where}, torch CPU capability {cap}: bf16 would be emulated",
+    )
+
+
 def synthetic_tracking(frames: int, seed: int = 0, noise: float = 0.002) -> TrackingSequence:
     """A plausible moving performer (swaying head, waving hands) for timing only."""
     rng = np.random.default_rng(seed)
@@ -85,11 +114,15 @@ def bench_scan(length: int = 960, batch: int = 4, repeats: int = 2) -> dict[str,
     return {"scan_naive_ms": naive * 1000, "scan_fast_ms": fast * 1000, "scan_speedup_vs_naive": naive / fast}
 
 
-def bench_skfm_training_scan(batch: int = 8, repeats: int = 2) -> dict[str, float]:
+def bench_skfm_training_scan(batch: int = 8, repeats: int = 2) -> dict[str, float | str | None]:
     """Forward + backward of one SKFM Mamba-2 (width 64, 96 frames x 22 joints): plain vs fast scan.
 
     CPU time at one thread (steadier than wall time on a shared machine). The plain chunked
     scan is timed at chunk 64 and at its best chunk (16); the fast scan at the model's chunk (32).
+    The SSD op alone is also timed with the fast scan under bf16 autocast (its matmuls in
+    bfloat16, as in an ``amp`` training step) where the CPU has native bf16
+    (:func:`cpu_bf16_support`), else ``skfm_ssd_op_fast_bf16_ms`` is None and
+    ``skfm_ssd_op_bf16_note`` says why. The default scan numerics are float32 either way.
     """
     torch.manual_seed(0)
     layer = Mamba2(64, d_state=16, headdim=16, chunk_size=32)
@@ -110,8 +143,13 @@ def bench_skfm_training_scan(batch: int = 8, repeats: int = 2) -> dict[str, floa
     b_in = torch.randn(batch, 96 * 22, 1, 16, generator=g).requires_grad_()
     c_out = torch.randn(batch, 96 * 22, 1, 16, generator=g).requires_grad_()
 
-    def op(fn: Callable[..., torch.Tensor], chunk: int) -> None:
-        fn(x, dt, a, b_in, c_out, chunk_size=chunk).square().sum().backward()
+    def op(fn: Callable[..., torch.Tensor], chunk: int, bf16: bool = False) -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            y = fn(x, dt, a, b_in, c_out, chunk_size=chunk)
+        y.float().square().sum().backward()
+
+    bf16_ok, bf16_why = cpu_bf16_support()
+    op_fast_bf16: float | None = None
 
     try:
         ref64 = best_time(lambda: step("reference", 64), repeats, time.process_time)
@@ -120,12 +158,17 @@ def bench_skfm_training_scan(batch: int = 8, repeats: int = 2) -> dict[str, floa
         op_ref64 = best_time(lambda: op(ssd_chunked_reference, 64), repeats, time.process_time)
         op_ref16 = best_time(lambda: op(ssd_chunked_reference, 16), repeats, time.process_time)
         op_fast = best_time(lambda: op(ssd_chunked, 32), repeats, time.process_time)
+        if bf16_ok:
+            op_fast_bf16 = best_time(lambda: op(ssd_chunked, 32, bf16=True), repeats, time.process_time)
     finally:
         torch.set_num_threads(threads)
     return {
         "skfm_ssd_op_fwd_bwd_speedup": op_ref64 / op_fast,
         "skfm_ssd_op_fwd_bwd_speedup_vs_best_plain": op_ref16 / op_fast,
         "skfm_ssd_op_fast_ms": op_fast * 1000,
+        "skfm_ssd_op_fast_bf16_ms": None if op_fast_bf16 is None else op_fast_bf16 * 1000,
+        "skfm_ssd_op_fwd_bwd_speedup_fast_bf16": None if op_fast_bf16 is None else op_ref64 / op_fast_bf16,
+        "skfm_ssd_op_bf16_note": bf16_why,
         "skfm_train_scan_reference_ms": ref64 * 1000,
         "skfm_train_scan_reference_chunk16_ms": ref16 * 1000,
         "skfm_train_scan_fast_ms": fast * 1000,
