@@ -1,0 +1,85 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``TrainConfig.amp`` (bf16 autocast, CPU too) and ``TrainConfig.matmul_precision`` in ``train``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from kinest_core.mocap import convert_bvh
+from kinest_core.train import TrainConfig, train
+
+FIX = Path(__file__).parent / "fixtures" / "mocap"
+
+
+@pytest.fixture(scope="module")
+def motions() -> list:
+    out = convert_bvh(str(FIX / "02_01_cut.bvh")) + convert_bvh(str(FIX / "accad_Male2_C3_Run_cut.bvh"))
+    for m, name in zip(out, ("02_01_cut", "accad_Male2_C3_Run_cut"), strict=True):
+        m.info["source"] = name
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _keep_threads() -> object:
+    """``train`` sets torch's thread count for the process (``threads=1``); put it back for later tests."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def _tiny(iterations: int, **kw: object) -> TrainConfig:
+    return TrainConfig(
+        model="kinest",
+        model_config={"preset": "tiny"},
+        batch_size=4,
+        iterations=iterations,
+        log_every=1,
+        checkpoint_every=0,
+        val_every=0,
+        threads=1,
+        device="cpu",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_amp_on_cpu_trains_with_finite_loss_and_saves(motions: list, tmp_path: Path) -> None:
+    out = tmp_path / "amp"
+    s = train(motions, str(out), _tiny(3, amp=True), log=lambda s: None)
+    assert s["iterations"] == 3 and s["skipped_steps"] == 0
+    losses = [json.loads(line)["loss"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert len(losses) == 3 and all(math.isfinite(v) for v in losses)
+    meta = json.loads((out / "checkpoint_last.json").read_text())
+    assert meta["training"]["config"]["amp"] is True
+    assert (out / "checkpoint_last.safetensors").exists()
+    # The weights stay float32 under autocast: the checkpoint is the same kind as without it.
+    from safetensors.torch import load_file
+
+    assert {t.dtype for t in load_file(str(out / "checkpoint_last.safetensors")).values()} == {torch.float32}
+
+
+def test_unknown_matmul_precision_is_refused_with_the_choices(motions: list, tmp_path: Path) -> None:
+    before = torch.get_float32_matmul_precision()
+    with pytest.raises(ValueError, match="matmul_precision") as err:
+        train(motions, str(tmp_path / "bad"), _tiny(1, matmul_precision="tf32"), log=lambda s: None)
+    for choice in ("highest", "high", "medium"):
+        assert choice in str(err.value)
+    assert torch.get_float32_matmul_precision() == before
+    assert not (tmp_path / "bad").exists()  # refused before anything was written
+
+
+def test_matmul_precision_is_restored_after_the_run(motions: list, tmp_path: Path) -> None:
+    before = torch.get_float32_matmul_precision()
+    assert before != "high"  # else the test could not tell a restore from a leak
+    seen: list[str] = []
+
+    def log(line: str) -> None:
+        seen.append(torch.get_float32_matmul_precision())
+
+    train(motions, str(tmp_path / "high"), _tiny(1, matmul_precision="high"), log=log)
+    assert "high" in seen  # in force during the run
+    assert torch.get_float32_matmul_precision() == before
