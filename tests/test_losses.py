@@ -67,3 +67,24 @@ def test_gradients_are_finite_at_the_target() -> None:
     total.backward()
     assert p.grad is not None and torch.isfinite(p.grad).all()
     assert not math.isnan(float(total.detach()))
+
+
+def test_fk_velocity_counts_a_shaking_forearm_relative_to_the_head() -> None:
+    """A static target and a prediction whose left elbow flips between 0 and 0.3 rad every frame:
+    only the left wrist moves relative to the head, by R(0.3) o - o each frame (o: the forearm)."""
+    rest = torch.tensor(Skeleton.neutral().rest_offsets, dtype=torch.float64)[None]
+    eye6 = trot.matrix_to_6d(torch.eye(3, dtype=torch.float64))
+    target = eye6.repeat(1, 4, 22, 1)  # (1, 4, 22, 6): rest pose held still
+    pred = target.clone()
+    bend = trot.axis_angle_to_matrix(torch.tensor([0.0, 0.0, 0.3], dtype=torch.float64))
+    pred[0, 1::2, 18] = trot.matrix_to_6d(bend)  # left elbow in frames 1 and 3
+    cfg = LossConfig(rotation=0.0, root=0.0, angular_velocity=0.0, fk_velocity=1.0)
+    _, parts = kinest_loss(pred.reshape(1, 4, 132), target.reshape(1, 4, 132), cfg, rest)
+    o = rest[0, 20]
+    expected = float((bend @ o - o).abs().sum()) / 22  # one moving joint of 22, the same move in all 3 steps
+    assert parts["fk_velocity"] == pytest.approx(expected, rel=1e-9)
+    # holding the bent elbow still costs nothing: the term sees motion, not pose
+    still = target.clone()
+    still[0, :, 18] = trot.matrix_to_6d(bend)
+    _, parts = kinest_loss(still.reshape(1, 4, 132), target.reshape(1, 4, 132), cfg, rest)
+    assert parts["fk_velocity"] == pytest.approx(0.0, abs=1e-12)
