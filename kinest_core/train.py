@@ -219,16 +219,19 @@ def _lr_at(config: TrainConfig, step: int, elapsed_s: float = 0.0) -> float:
 
 
 @contextlib.contextmanager
-def _matmul_precision(precision: str) -> Iterator[None]:
-    """torch's float32 matmul precision for one run ("high": TF32 on CUDA), restored afterwards."""
-    if precision not in ("highest", "high", "medium"):
-        raise ValueError(f"unknown matmul_precision {precision!r}; choose highest, high or medium")
-    before = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision(precision)
+def _torch_settings(config: TrainConfig) -> Iterator[None]:
+    """torch's process-wide CPU threads and float32 matmul precision for one run, restored afterwards."""
+    if config.matmul_precision not in ("highest", "high", "medium"):
+        raise ValueError(f"unknown matmul_precision {config.matmul_precision!r}; choose highest, high or medium")
+    threads, precision = torch.get_num_threads(), torch.get_float32_matmul_precision()
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    torch.set_float32_matmul_precision(config.matmul_precision)
     try:
         yield
     finally:
-        torch.set_float32_matmul_precision(before)
+        torch.set_num_threads(threads)
+        torch.set_float32_matmul_precision(precision)
 
 
 def train(
@@ -244,7 +247,7 @@ def train(
 
     ``val`` motions are scored with the evaluation protocol every ``val_every`` iterations.
     """
-    with _matmul_precision(config.matmul_precision):
+    with _torch_settings(config):
         return _train(data, out_dir, config, val, resume, data_info, log)
 
 
@@ -258,8 +261,6 @@ def _train(
     log: Callable[[str], None] | None,
 ) -> dict[str, Any]:
     say = log or (lambda s: print(s, flush=True))
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     dist_info, device = _init_distributed(device)
     out = Path(out_dir)

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""``TrainConfig.amp`` (bf16 autocast, CPU too) and ``TrainConfig.matmul_precision`` in ``train``."""
+"""``TrainConfig.amp`` (bf16 autocast, CPU too), ``matmul_precision`` and ``threads`` in ``train``."""
 
 from __future__ import annotations
 
@@ -22,14 +22,6 @@ def motions() -> list:
     for m, name in zip(out, ("02_01_cut", "accad_Male2_C3_Run_cut"), strict=True):
         m.info["source"] = name
     return out
-
-
-@pytest.fixture(autouse=True)
-def _keep_threads() -> object:
-    """``train`` sets torch's thread count for the process (``threads=1``); put it back for later tests."""
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
 
 
 def _tiny(iterations: int, **kw: object) -> TrainConfig:
@@ -83,3 +75,15 @@ def test_matmul_precision_is_restored_after_the_run(motions: list, tmp_path: Pat
     train(motions, str(tmp_path / "high"), _tiny(1, matmul_precision="high"), log=log)
     assert "high" in seen  # in force during the run
     assert torch.get_float32_matmul_precision() == before
+
+
+def test_thread_count_is_restored_after_the_run(motions: list, tmp_path: Path) -> None:
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen: list[int] = []
+        train(motions, str(tmp_path / "t"), _tiny(1), log=lambda s: seen.append(torch.get_num_threads()))
+        assert seen and set(seen) == {1}  # the run itself used threads=1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
