@@ -27,6 +27,7 @@ class LossConfig:
     angular_velocity: float = 1.0  # L1 on so3_log(R_{t+1} R_t^T) per joint
     fk_position: float = 0.0  # L1 (m) on joint positions from FK relative to the pelvis (needs rest offsets)
     fk_velocity: float = 0.0  # L1 (m/frame) on frame-to-frame moves of the joints relative to the head (FK)
+    fk_acceleration: float = 0.0  # L1 (m/frame^2) on their second differences: frame-to-frame shake costs most here
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,13 +63,13 @@ def kinest_loss(
         parts["rotation"] = ((p6 - t6) ** 2).mean()
     if cfg.root:
         parts["root"] = ((p6[:, :, 0] - t6[:, :, 0]) ** 2).mean()
-    need_mats = bool(cfg.angular_velocity) or bool(cfg.fk_position) or bool(cfg.fk_velocity)
+    need_mats = bool(cfg.angular_velocity) or bool(cfg.fk_position) or bool(cfg.fk_velocity) or bool(cfg.fk_acceleration)
     if need_mats:
         pm = trot.sixd_to_matrix(p6)
         tm = trot.sixd_to_matrix(t6)
         if cfg.angular_velocity and f > 1:
             parts["angular_velocity"] = (angular_velocity(pm) - angular_velocity(tm)).abs().mean()
-        if cfg.fk_position or cfg.fk_velocity:
+        if cfg.fk_position or cfg.fk_velocity or cfg.fk_acceleration:
             if rest_offsets is None:
                 raise ValueError("the FK position and velocity losses need rest_offsets (batch, 22, 3)")
             off = rest_offsets[:, None].expand(b, f, NUM_JOINTS, 3)
@@ -76,11 +77,12 @@ def kinest_loss(
             _, tp = forward_kinematics_torch(tm, off)
             if cfg.fk_position:
                 parts["fk_position"] = (pp - tp).abs().sum(-1).mean()
+            # Head-relative, as the body is placed by the tracked head: what MPJVE and jitter measure.
+            rel_err = (pp - pp[:, :, HEAD : HEAD + 1]) - (tp - tp[:, :, HEAD : HEAD + 1])
             if cfg.fk_velocity and f > 1:
-                # Head-relative, as the body is placed by the tracked head: what MPJVE and jitter measure.
-                pv = torch.diff(pp - pp[:, :, HEAD : HEAD + 1], dim=1)
-                tv = torch.diff(tp - tp[:, :, HEAD : HEAD + 1], dim=1)
-                parts["fk_velocity"] = (pv - tv).abs().sum(-1).mean()
+                parts["fk_velocity"] = torch.diff(rel_err, dim=1).abs().sum(-1).mean()
+            if cfg.fk_acceleration and f > 2:
+                parts["fk_acceleration"] = torch.diff(rel_err, n=2, dim=1).abs().sum(-1).mean()
     weights = cfg.to_dict()
     total = sum((weights[k] * v for k, v in parts.items()), torch.zeros((), device=pred.device, dtype=pred.dtype))
     return total, {k: float(v.detach()) for k, v in parts.items()}
