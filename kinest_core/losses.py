@@ -63,7 +63,9 @@ def kinest_loss(
         parts["rotation"] = ((p6 - t6) ** 2).mean()
     if cfg.root:
         parts["root"] = ((p6[:, :, 0] - t6[:, :, 0]) ** 2).mean()
-    need_mats = bool(cfg.angular_velocity) or bool(cfg.fk_position) or bool(cfg.fk_velocity) or bool(cfg.fk_acceleration)
+    need_mats = (
+        bool(cfg.angular_velocity) or bool(cfg.fk_position) or bool(cfg.fk_velocity) or bool(cfg.fk_acceleration)
+    )
     if need_mats:
         pm = trot.sixd_to_matrix(p6)
         tm = trot.sixd_to_matrix(t6)

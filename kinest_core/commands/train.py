@@ -39,7 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int, help="iterations between checkpoints")
     p.add_argument("--val-every", type=int, help="iterations between validations")
     p.add_argument("--max-minutes", type=float, help="stop and save after this much training time")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA; on CPU only with AVX512-BF16 or AMX, else slower)")
+    p.add_argument(
+        "--amp", action="store_true", help="bf16 autocast (CUDA; on CPU only with AVX512-BF16 or AMX, else slower)"
+    )
     p.add_argument("--tiny", action="store_true", help="a tiny model (smoke tests)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
     p.add_argument("--init", help="start from this checkpoint's weights (same architecture) with a fresh optimiser")
