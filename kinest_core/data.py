@@ -142,6 +142,13 @@ def protocol_windows(num_frames: int, window: int = WINDOW) -> list[int]:
     return starts
 
 
+def protocol_seams(num_frames: int, window: int = WINDOW) -> list[int]:
+    """Frames where a protocol prediction switches windows: each window's end (the re-aligned last
+    window takes over where the one before it ends)."""
+    starts = protocol_windows(num_frames, window)
+    return [s + window for s in starts[:-1]]
+
+
 def _rot_z(angle: Tensor) -> Tensor:
     c, s = torch.cos(angle), torch.sin(angle)
     z, o = torch.zeros_like(angle), torch.ones_like(angle)

@@ -21,7 +21,7 @@ from torch import nn
 from kinest_core import metrics as mx
 from kinest_core import rotations as rot
 from kinest_core import rotations_torch as trot
-from kinest_core.data import protocol_windows, tracked_joints, window_features
+from kinest_core.data import protocol_seams, protocol_windows, tracked_joints, window_features
 from kinest_core.model import KineST
 from kinest_core.skeleton import NUM_JOINTS, TRACKED_JOINTS
 from kinest_core.types import Motion
@@ -103,14 +103,23 @@ def evaluate_motions(
     files: dict[str, Any] = {}
     for i, m in enumerate(motions):
         r, p = tracked_joints(m)
+        seams: list[int] | None = None
         if mode == "protocol":
             pred = predict_local(model, r, p, device, batch_size)
+            seams = protocol_seams(max(len(r), model_window(model)), model_window(model))
         elif isinstance(model, KineST):
             pred = predict_with_inference(model, r, p, mode, device)
         else:
             raise ValueError(f"mode {mode!r} needs a KineST model; baselines run the protocol only")
         acc = mx.MetricAccumulator()
-        acc.add(pred, rot.quat_to_matrix(m.local_rotations), m.rest_offsets, gt_positions=m.joint_positions, fps=m.fps)
+        acc.add(
+            pred,
+            rot.quat_to_matrix(m.local_rotations),
+            m.rest_offsets,
+            gt_positions=m.joint_positions,
+            fps=m.fps,
+            seams=seams,
+        )
         total.merge(acc)
         name = str(m.info.get("source", i))
         files[name] = acc.result()

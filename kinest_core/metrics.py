@@ -15,10 +15,15 @@ measure the same thing. Conventions (the protocol's):
 - ``foot_skate_cm``: mean horizontal travel (cm per frame at 60 fps) of the foot joints
   (ankles and feet) between frames where that joint is within ``CONTACT_HEIGHT`` of the floor;
 - ``ground_penetration_cm``: mean over frames of how far the lowest joint is below z = 0 (cm).
+
+Where a prediction is stitched from windows (``seams``: the frames where a new window's output
+starts), ``jitter_seams`` and ``jitter_interior`` split ``jitter`` into the third differences that
+straddle a seam and the rest, so that shake inside windows and jumps between them can be told apart.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +47,8 @@ METRIC_KEYS: tuple[str, ...] = (
     "foot_skate_cm",
     "ground_penetration_cm",
 )
+#: Keys present only when :meth:`MetricAccumulator.add` is given window seams.
+SEAM_KEYS: tuple[str, ...] = ("jitter_seams", "jitter_interior")
 FOOT_JOINTS: tuple[int, ...] = (7, 8, 10, 11)
 #: A foot joint this close to the floor (m) counts as in contact.
 CONTACT_HEIGHT = 0.05
@@ -82,6 +89,15 @@ def foot_skate(positions: NDArray, fps: float = 60.0, contact_height: float = CO
     return float(travel[both].sum()), int(both.sum())
 
 
+def seam_frames(num_frames: int, seams: Sequence[int]) -> NDArray[np.bool_]:
+    """(F,) True where a frame's third difference (frames t-3..t) spans a seam s (t-3 < s <= t)."""
+    out = np.zeros(num_frames, dtype=bool)
+    for s in seams:
+        if 0 < s < num_frames:
+            out[s : s + 3] = True
+    return out
+
+
 def _wrap_deg(a: Array) -> Array:
     return (a + 180.0) % 360.0 - 180.0
 
@@ -90,8 +106,9 @@ def _wrap_deg(a: Array) -> Array:
 class MetricAccumulator:
     """Sums and counts per metric, so metrics of many sequences combine frame-weighted."""
 
-    sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(METRIC_KEYS, 0.0))
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(METRIC_KEYS, 0))
+    sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(METRIC_KEYS + SEAM_KEYS, 0.0))
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(METRIC_KEYS + SEAM_KEYS, 0))
+    seams_given: bool = False
     frames: int = 0
 
     def add(
@@ -102,8 +119,12 @@ class MetricAccumulator:
         gt_positions: NDArray | None = None,
         gt_root_translation: NDArray | None = None,
         fps: float = 60.0,
+        seams: Sequence[int] | None = None,
     ) -> None:
-        """Add one sequence: local rotation matrices (F, 22, 3, 3) of prediction and ground truth."""
+        """Add one sequence: local rotation matrices (F, 22, 3, 3) of prediction and ground truth.
+
+        ``seams``: frames where the prediction switches to another window (for the seam/interior split).
+        """
         pred_local = np.asarray(pred_local, dtype=np.float64)
         gt_local = np.asarray(gt_local, dtype=np.float64)
         f = pred_local.shape[0]
@@ -129,24 +150,34 @@ class MetricAccumulator:
         if f >= 2:
             put("mpjve_cms", np.linalg.norm(np.diff(pred, axis=0) - np.diff(gt, axis=0), axis=-1) * fps * 100.0)
         if f >= 4:
-            put("jitter", jitter_per_joint(pred, fps)[3:] / 100.0)
+            jit = jitter_per_joint(pred, fps)[3:] / 100.0
+            put("jitter", jit)
             put("gt_jitter", jitter_per_joint(gt, fps)[3:] / 100.0)
+            if seams is not None:
+                self.seams_given = True
+                at = seam_frames(f, seams)[3:]
+                put("jitter_seams", jit[at])
+                put("jitter_interior", jit[~at])
         s, n = foot_skate(pred, fps)
         self.sums["foot_skate_cm"] += s
         self.counts["foot_skate_cm"] += n
         put("ground_penetration_cm", np.maximum(0.0, -pred[..., 2].min(axis=-1)) * 100.0)
 
     def merge(self, other: MetricAccumulator) -> None:
-        for k in METRIC_KEYS:
+        for k in METRIC_KEYS + SEAM_KEYS:
             self.sums[k] += other.sums[k]
             self.counts[k] += other.counts[k]
         self.frames += other.frames
+        self.seams_given = self.seams_given or other.seams_given
 
     def result(self) -> dict[str, float | int]:
         """The metrics (keys :data:`METRIC_KEYS` and ``frames``); 0.0 where nothing was counted."""
         out: dict[str, float | int] = {
             k: (self.sums[k] / self.counts[k] if self.counts[k] else 0.0) for k in METRIC_KEYS
         }
+        if self.seams_given:
+            for k in SEAM_KEYS:
+                out[k] = self.sums[k] / self.counts[k] if self.counts[k] else 0.0
         out["frames"] = self.frames
         return out
 

@@ -110,3 +110,32 @@ def test_accumulator_weights_by_frames() -> None:
     r = a.result()
     assert r["frames"] == 12
     assert r["mpjre_deg"] == pytest.approx(6.0 / 66 * 2 / 12)
+
+
+def test_seam_frames_mark_third_differences_across_a_seam() -> None:
+    at = metrics.seam_frames(10, [4])
+    # frame t's third difference uses frames t-3..t: it spans the seam at 4 for t = 4, 5, 6
+    assert at.tolist() == [False] * 4 + [True] * 3 + [False] * 3
+    assert not metrics.seam_frames(10, [0, 10]).any()
+
+
+def test_jitter_splits_into_seams_and_interior() -> None:
+    f = 40
+    gt = _identity(f)
+    pred = gt.copy()
+    # a step in the pelvis rotation at frame 20, where the second window starts
+    pred[20:, 0] = rot.axis_angle_to_matrix(np.array([0.0, 0.0, 0.3]))
+    acc = metrics.MetricAccumulator()
+    acc.add(pred, gt, REST, fps=60.0, seams=[20])
+    m = acc.result()
+    assert m["jitter_interior"] == pytest.approx(0.0, abs=1e-9)
+    assert m["jitter_seams"] > 1.0
+    # frame-weighted: 3 of the f - 3 third differences straddle the seam
+    assert m["jitter"] == pytest.approx(m["jitter_seams"] * 3 / (f - 3))
+    plain = metrics.compute_metrics(pred, gt, REST)
+    assert "jitter_seams" not in plain
+    assert plain["jitter"] == pytest.approx(m["jitter"])
+    # merging keeps the split
+    total = metrics.MetricAccumulator()
+    total.merge(acc)
+    assert total.result()["jitter_seams"] == pytest.approx(m["jitter_seams"])

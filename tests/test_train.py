@@ -17,7 +17,8 @@ from kinest_core import data as kd
 from kinest_core import rotations as rot
 from kinest_core import rotations_torch as trot
 from kinest_core.baselines import MeanPose, load_any_checkpoint
-from kinest_core.evaluate import evaluate_motions, predict_local
+from kinest_core.data import protocol_seams
+from kinest_core.evaluate import evaluate_motions, model_window, predict_local
 from kinest_core.features import canonicalize_positions, tracking_features
 from kinest_core.mocap import convert_bvh
 from kinest_core.skeleton import MIRROR_JOINTS, TRACKED_JOINTS, forward_kinematics
@@ -172,6 +173,11 @@ def test_train_checkpoint_resume_and_evaluate(
         assert key in doc
     for key in ("jitter", "gt_jitter", "foot_skate_cm", "ground_penetration_cm", "frames"):
         assert key in doc
+    # protocol jitter splits into third differences across window seams and the rest, frame-weighted
+    n = doc["frames"] - 3
+    n_seam = 3 * len(protocol_seams(doc["frames"], model_window(model)))
+    assert n_seam > 0
+    assert doc["jitter"] == pytest.approx((doc["jitter_seams"] * n_seam + doc["jitter_interior"] * (n - n_seam)) / n)
     assert main(["evaluate", "--data", str(FIX / "02_01_cut.bvh"), "--ground-truth", "--json"]) == 0
     gt = json.loads(capsys.readouterr().out)
     assert gt["mpjpe_cm"] == pytest.approx(0.0, abs=1e-9) and gt["jitter"] == pytest.approx(gt["gt_jitter"])

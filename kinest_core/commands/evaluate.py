@@ -19,6 +19,8 @@ ROWS = (
     ("mpjve_cms", "MPJVE (cm/s)"),
     ("jitter", "Jitter (100 m/s^3)"),
     ("gt_jitter", "GT jitter (100 m/s^3)"),
+    ("jitter_seams", "  at window seams"),
+    ("jitter_interior", "  inside windows"),
     ("foot_skate_cm", "Foot skating (cm/frame)"),
     ("ground_penetration_cm", "Ground penetration (cm)"),
     ("frames", "Frames"),
