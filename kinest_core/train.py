@@ -77,6 +77,10 @@ class TrainConfig:
     amp: bool = False  # bf16 autocast of the forward pass (CUDA, or CPUs with AVX512-BF16/AMX; slower on others)
     matmul_precision: str = "highest"  # float32 matmuls: highest | high (TF32 on CUDA) | medium
     max_minutes: float = 0.0  # stop (and save) after this much training time (0: no limit)
+    # Exponential moving average of the weights, decay per iteration (e.g. 0.998; 0: off). Small-batch
+    # steps are noisy; checkpoints and validation then use the averaged weights (the raw ones stay in
+    # train_state.pt for resuming).
+    ema: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -284,6 +288,15 @@ def _train(
     step, seen, elapsed = 0, 0, 0.0
     bad_in_row, skipped = 0, 0
     _lr_at(config, 0)  # an unknown schedule fails here, not mid-run
+    if not 0.0 <= config.ema < 1.0:
+        raise ValueError(f"ema must be in [0, 1) (a decay per iteration, e.g. 0.998), got {config.ema}")
+    averaged = (
+        torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema), use_buffers=True
+        )
+        if config.ema > 0 and learned
+        else None
+    )
     best = math.inf
     state_path = out / "train_state.pt"
     if resume and state_path.exists():
@@ -298,6 +311,8 @@ def _train(
             st["numpy_rng"][dist_info.rank] if dist_info.rank < len(st["numpy_rng"]) else rng.bit_generator.state
         )
         gen.set_state(st["torch_rng"])
+        if averaged is not None and st.get("ema"):
+            averaged.load_state_dict(st["ema"])
         say(f"resumed from {state_path} at iteration {step}")
     elif resume:
         say(f"nothing to resume in {out} (no train_state.pt): starting fresh")
@@ -346,10 +361,16 @@ def _train(
             "validation": last_val,
         }
 
+    def weights() -> nn.Module:
+        """The weights that checkpoints and validation use: the moving average once it has started."""
+        if averaged is not None and int(averaged.n_averaged) > 0:
+            return averaged.module
+        return model
+
     def save(kind: str) -> None:
         if not dist_info.main:
             return
-        save_checkpoint(out / f"checkpoint_{kind}", model, meta(kind))
+        save_checkpoint(out / f"checkpoint_{kind}", weights(), meta(kind))
         if kind == "last":
             torch.save(
                 {
@@ -362,6 +383,7 @@ def _train(
                     "skipped_steps": skipped,
                     "numpy_rng": [rng.bit_generator.state],
                     "torch_rng": gen.get_state(),
+                    "ema": averaged.state_dict() if averaged is not None else None,
                     "config": config.to_dict(),
                 },
                 str(state_path) + ".part",
@@ -375,7 +397,7 @@ def _train(
         from kinest_core.evaluate import evaluate_motions
 
         t0 = time.perf_counter()
-        res = evaluate_motions(model, val, device, config.val_batch_size)["overall"]
+        res = evaluate_motions(weights(), val, device, config.val_batch_size)["overall"]
         last_val = {"iteration": step, **res}
         say(
             f"  validation @ {step}: MPJPE {res['mpjpe_cm']:.2f} cm, MPJRE {res['mpjre_deg']:.2f} deg, "
@@ -413,6 +435,8 @@ def _train(
             loss_value = float(loss.detach())
             if math.isfinite(loss_value) and math.isfinite(float(grad_norm)):
                 opt.step()
+                if averaged is not None:
+                    averaged.update_parameters(model)
                 bad_in_row = 0
             else:  # one bad batch must not poison the weights or the Adam moments: skip it
                 bad_in_row += 1

@@ -335,3 +335,28 @@ def test_cli_hold_out_moves_a_subject_to_validation(tmp_path: Path, capsys: pyte
     assert "holding out accad:Male2: 1 validation motions, 1 training motions" in out
     meta = json.loads((tmp_path / "ho" / "checkpoint_last.json").read_text())
     assert meta["validation"]["frames"] > 0 and meta["data"]["accad_motions"] == 0
+
+
+def test_ema_checkpoints_hold_the_moving_average_and_resume(motions: list, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    out = tmp_path / "ema"
+    cfg = _tiny("kinest", 1, ema=0.75, lr=1e-2)
+    train(motions, str(out), cfg, log=lambda s: None)
+    w1 = load_file(str(out / "checkpoint_last.safetensors"))
+    raw1 = torch.load(out / "train_state.pt", weights_only=False)["model"]
+    # the first average is the first step's weights
+    assert all(torch.equal(w1[k], raw1[k]) for k in w1)
+    train(motions, str(out), _tiny("kinest", 2, ema=0.75, lr=1e-2), resume=True, log=lambda s: None)
+    w2 = load_file(str(out / "checkpoint_last.safetensors"))
+    raw2 = torch.load(out / "train_state.pt", weights_only=False)["model"]
+    moved = [k for k in w2 if not torch.equal(raw1[k], raw2[k])]
+    assert moved, "the second step changed no weight"
+    for k in moved:
+        # ema = 0.75 * previous average + 0.25 * new weights (the average survived the resume)
+        assert torch.allclose(w2[k], 0.75 * w1[k] + 0.25 * raw2[k], atol=1e-6)
+        assert not torch.allclose(w2[k], raw2[k])
+    meta = json.loads((out / "checkpoint_last.json").read_text())
+    assert meta["training"]["config"]["ema"] == 0.75
+    with pytest.raises(ValueError, match="ema"):
+        train(motions, str(tmp_path / "bad"), _tiny("kinest", 1, ema=1.0), log=lambda s: None)

@@ -42,6 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--amp", action="store_true", help="bf16 autocast (CUDA; on CPU only with AVX512-BF16 or AMX, else slower)"
     )
+    p.add_argument(
+        "--ema", type=float, metavar="DECAY", help="keep a moving average of the weights (e.g. 0.998) and save that"
+    )
     p.add_argument("--tiny", action="store_true", help="a tiny model (smoke tests)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
     p.add_argument("--init", help="start from this checkpoint's weights (same architecture) with a fresh optimiser")
@@ -83,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         "val_every": args.val_every,
         "max_minutes": args.max_minutes,
         "init": args.init,
+        "ema": args.ema,
     }
     for k, v in overrides.items():
         if v is not None:
