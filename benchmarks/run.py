@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from kinest_core.bench import best_time, cpu_bf16_support, run_all
+from kinest_core.bench import best_time, cpu_bf16_support, median_ratio, run_all
 from kinest_core.inference import load_model
 from kinest_core.model import KineST, KineSTConfig
 from kinest_core.model.ssd import Mamba2
@@ -68,12 +68,14 @@ def training_step_ratio(batch: int = 8, repeats: int = 2, rounds: int = 2) -> di
     a shared machine then falls on all of them, not on one).
 
     Variants, in this process, each from the same initial weights: ``fast`` (the fast scan),
+    ``fast_autograd`` (session 3's fast scan: the same arithmetic differentiated by autograd),
     ``reference`` (the plain chunked scan at the model's chunk, 32), ``reference_chunk64`` (the
     plain scan at chunk 64: issue 5's baseline) and ``fast_bf16`` (the fast scan with the forward
     under bf16 autocast and the loss in float32, as ``kinest_core.train`` does with ``amp``).
     bf16 changes the numerics, so it has keys of its own, and is timed only where the CPU has
     native bf16 (AVX512-BF16/AMX): elsewhere it is emulated and slower, its keys are None and
-    ``train_step_bf16_note`` says why.
+    ``train_step_bf16_note`` says why. ``train_step_round_cpu_s`` holds every variant's time per
+    round, and ``train_step_speedup_vs_plain_chunk64_median`` the median of the per-round ratios.
     """
     bf16_ok, bf16_why = cpu_bf16_support()
     x = torch.randn(batch, 96, 54)
@@ -82,6 +84,7 @@ def training_step_ratio(batch: int = 8, repeats: int = 2, rounds: int = 2) -> di
         "reference": ("reference", None, False),
         "reference_chunk64": ("reference", 64, False),
         "fast_bf16": ("fast", None, True),
+        "fast_autograd": ("fast_autograd", None, False),
     }
     res: dict[str, Any] = {f"train_step_{name}_cpu_s": None for name in variants}
     steps: dict[str, Any] = {}
@@ -107,14 +110,19 @@ def training_step_ratio(batch: int = 8, repeats: int = 2, rounds: int = 2) -> di
         steps[name] = step
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    per_round: dict[str, list[float]] = {name: [] for name in steps}
     try:
         for _ in range(rounds):
             for name, step in steps.items():
                 t = best_time(step, repeats, time.process_time)
+                per_round[name].append(t)
                 key = f"train_step_{name}_cpu_s"
                 res[key] = t if res[key] is None else min(res[key], t)
     finally:
         torch.set_num_threads(threads)
+    res["train_step_round_cpu_s"] = per_round
+    res["train_step_speedup_vs_plain_chunk64_median"] = median_ratio(per_round["reference_chunk64"], per_round["fast"])
+    res["train_step_speedup_fast_vs_autograd"] = res["train_step_fast_autograd_cpu_s"] / res["train_step_fast_cpu_s"]
     fast, plain64, fast_bf16 = (res[f"train_step_{k}_cpu_s"] for k in ("fast", "reference_chunk64", "fast_bf16"))
     res["train_step_speedup"] = res["train_step_reference_cpu_s"] / fast
     res["train_step_speedup_vs_plain_chunk64"] = plain64 / fast

@@ -8,6 +8,7 @@ measured in the same process, and every timing is the best of a few repeats.
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +18,7 @@ import torch
 
 from kinest_core.inference import InferenceStats, reconstruct
 from kinest_core.model import KineST, KineSTConfig
-from kinest_core.model.ssd import Mamba2, ssd_chunked, ssd_chunked_reference, ssd_recurrent
+from kinest_core.model.ssd import Mamba2, ssd_chunked, ssd_chunked_autograd, ssd_chunked_reference, ssd_recurrent
 from kinest_core.skeleton import Skeleton, forward_kinematics
 from kinest_core.types import TrackingSequence
 
@@ -32,6 +33,27 @@ def best_time(fn: Callable[[], Any], repeats: int = 3, clock: Callable[[], float
         fn()
         best = min(best, clock() - t)
     return best
+
+
+def interleaved_times(
+    fns: dict[str, Callable[[], Any]], rounds: int = 5, clock: Callable[[], float] = time.process_time
+) -> dict[str, list[float]]:
+    """Seconds of one call of each function per round, the functions taking turns round by round
+    (after one warm-up call each), so a slow spell of a shared machine falls on all of them."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            t = clock()
+            fn()
+            times[k].append(clock() - t)
+    return times
+
+
+def median_ratio(num: list[float], den: list[float]) -> float:
+    """Median over rounds of num/den, each round's pair measured back to back."""
+    return float(statistics.median(a / b for a, b in zip(num, den, strict=True)))
 
 
 def cpu_bf16_support() -> tuple[bool, str]:
@@ -117,18 +139,23 @@ def bench_scan(length: int = 960, batch: int = 4, repeats: int = 2) -> dict[str,
 def bench_skfm_training_scan(batch: int = 8, repeats: int = 2) -> dict[str, float | str | None]:
     """Forward + backward of one SKFM Mamba-2 (width 64, 96 frames x 22 joints): plain vs fast scan.
 
-    CPU time at one thread (steadier than wall time on a shared machine). The plain chunked
-    scan is timed at chunk 64 and at its best chunk (16); the fast scan at the model's chunk (32).
-    The SSD op alone is also timed with the fast scan under bf16 autocast (its matmuls in
-    bfloat16, as in an ``amp`` training step) where the CPU has native bf16
-    (:func:`cpu_bf16_support`), else ``skfm_ssd_op_fast_bf16_ms`` is None and
-    ``skfm_ssd_op_bf16_note`` says why. The default scan numerics are float32 either way.
+    CPU time at one thread (steadier than wall time on a shared machine); the variants take
+    turns round by round (``repeats`` + 1 rounds, at least 3) and every figure is the median over
+    rounds (ratios: the median of the per-round ratios). The plain chunked scan is timed at
+    chunk 64 and at its best chunk (16); the fast scan at the model's chunk (32), and, as
+    ``*_autograd_*``, session 3's fast scan (the same factorised arithmetic differentiated by
+    autograd, :func:`ssd_chunked_autograd`). The SSD op alone gets a fixed output gradient
+    (``y.backward(dy)``), so only the op is timed. It is also timed with the fast scan under bf16
+    autocast where the CPU has native bf16 (:func:`cpu_bf16_support`), else
+    ``skfm_ssd_op_fast_bf16_ms`` is None and ``skfm_ssd_op_bf16_note`` says why; the fast scan
+    itself computes in float32 under autocast (its inputs are cast).
     """
     torch.manual_seed(0)
     layer = Mamba2(64, d_state=16, headdim=16, chunk_size=32)
     u = torch.randn(batch, 96 * 22, 64)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    rounds = max(3, repeats + 1)
 
     def step(scan: str, chunk: int) -> None:
         layer.scan, layer.chunk_size = scan, chunk
@@ -142,40 +169,65 @@ def bench_skfm_training_scan(batch: int = 8, repeats: int = 2) -> dict[str, floa
     a = (-torch.rand(8, generator=g) * 4).requires_grad_()
     b_in = torch.randn(batch, 96 * 22, 1, 16, generator=g).requires_grad_()
     c_out = torch.randn(batch, 96 * 22, 1, 16, generator=g).requires_grad_()
+    dy = torch.randn(batch, 96 * 22, 8, 16, generator=g)
 
     def op(fn: Callable[..., torch.Tensor], chunk: int, bf16: bool = False) -> None:
+        for t in (x, dt, a, b_in, c_out):
+            t.grad = None
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             y = fn(x, dt, a, b_in, c_out, chunk_size=chunk)
-        y.float().square().sum().backward()
+        y.backward(dy.to(y.dtype))
 
     bf16_ok, bf16_why = cpu_bf16_support()
-    op_fast_bf16: float | None = None
-
+    ops: dict[str, Callable[[], Any]] = {
+        "ref64": lambda: op(ssd_chunked_reference, 64),
+        "ref16": lambda: op(ssd_chunked_reference, 16),
+        "fast": lambda: op(ssd_chunked, 32),
+        "autograd": lambda: op(ssd_chunked_autograd, 32),
+    }
+    if bf16_ok:
+        ops["fast_bf16"] = lambda: op(ssd_chunked, 32, bf16=True)
+        ops["autograd_bf16"] = lambda: op(ssd_chunked_autograd, 32, bf16=True)
+    layers: dict[str, Callable[[], Any]] = {
+        "ref64": lambda: step("reference", 64),
+        "ref16": lambda: step("reference", 16),
+        "fast": lambda: step("fast", 32),
+        "autograd": lambda: step("fast_autograd", 32),
+    }
     try:
-        ref64 = best_time(lambda: step("reference", 64), repeats, time.process_time)
-        ref16 = best_time(lambda: step("reference", 16), repeats, time.process_time)
-        fast = best_time(lambda: step("fast", 32), repeats, time.process_time)
-        op_ref64 = best_time(lambda: op(ssd_chunked_reference, 64), repeats, time.process_time)
-        op_ref16 = best_time(lambda: op(ssd_chunked_reference, 16), repeats, time.process_time)
-        op_fast = best_time(lambda: op(ssd_chunked, 32), repeats, time.process_time)
-        if bf16_ok:
-            op_fast_bf16 = best_time(lambda: op(ssd_chunked, 32, bf16=True), repeats, time.process_time)
+        top = interleaved_times(ops, rounds)
+        tl = interleaved_times(layers, rounds)
     finally:
         torch.set_num_threads(threads)
-    return {
-        "skfm_ssd_op_fwd_bwd_speedup": op_ref64 / op_fast,
-        "skfm_ssd_op_fwd_bwd_speedup_vs_best_plain": op_ref16 / op_fast,
-        "skfm_ssd_op_fast_ms": op_fast * 1000,
-        "skfm_ssd_op_fast_bf16_ms": None if op_fast_bf16 is None else op_fast_bf16 * 1000,
-        "skfm_ssd_op_fwd_bwd_speedup_fast_bf16": None if op_fast_bf16 is None else op_ref64 / op_fast_bf16,
+    med = {k: statistics.median(v) for k, v in top.items()}
+    lmed = {k: statistics.median(v) for k, v in tl.items()}
+    res: dict[str, float | str | None] = {
+        "skfm_ssd_op_fwd_bwd_speedup": median_ratio(top["ref64"], top["fast"]),
+        "skfm_ssd_op_fwd_bwd_speedup_vs_best_plain": median_ratio(top["ref16"], top["fast"]),
+        "skfm_ssd_op_fwd_bwd_speedup_vs_autograd": median_ratio(top["autograd"], top["fast"]),
+        "skfm_ssd_op_fwd_bwd_speedup_autograd": median_ratio(top["ref64"], top["autograd"]),
+        "skfm_ssd_op_reference_ms": med["ref64"] * 1000,
+        "skfm_ssd_op_fast_ms": med["fast"] * 1000,
+        "skfm_ssd_op_autograd_ms": med["autograd"] * 1000,
+        "skfm_ssd_op_fast_bf16_ms": None,
+        "skfm_ssd_op_fwd_bwd_speedup_fast_bf16": None,
+        "skfm_ssd_op_fwd_bwd_speedup_autograd_bf16": None,
         "skfm_ssd_op_bf16_note": bf16_why,
-        "skfm_train_scan_reference_ms": ref64 * 1000,
-        "skfm_train_scan_reference_chunk16_ms": ref16 * 1000,
-        "skfm_train_scan_fast_ms": fast * 1000,
-        "skfm_train_scan_speedup": ref64 / fast,
-        "skfm_train_scan_speedup_vs_best_plain": ref16 / fast,
+        "skfm_train_scan_reference_ms": lmed["ref64"] * 1000,
+        "skfm_train_scan_reference_chunk16_ms": lmed["ref16"] * 1000,
+        "skfm_train_scan_fast_ms": lmed["fast"] * 1000,
+        "skfm_train_scan_autograd_ms": lmed["autograd"] * 1000,
+        "skfm_train_scan_speedup": median_ratio(tl["ref64"], tl["fast"]),
+        "skfm_train_scan_speedup_vs_best_plain": median_ratio(tl["ref16"], tl["fast"]),
+        "skfm_train_scan_speedup_autograd": median_ratio(tl["ref64"], tl["autograd"]),
         "skfm_train_batch": float(batch),
+        "skfm_rounds": float(rounds),
     }
+    if bf16_ok:
+        res["skfm_ssd_op_fast_bf16_ms"] = med["fast_bf16"] * 1000
+        res["skfm_ssd_op_fwd_bwd_speedup_fast_bf16"] = median_ratio(top["ref64"], top["fast_bf16"])
+        res["skfm_ssd_op_fwd_bwd_speedup_autograd_bf16"] = median_ratio(top["ref64"], top["autograd_bf16"])
+    return res
 
 
 def run_all(model: KineST | None = None, quick: bool = False) -> dict[str, Any]:

@@ -6,7 +6,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kinest_core.model.ssd import Mamba2, ssd_chunked, ssd_chunked_reference, ssd_recurrent
+from kinest_core.model import ssd as ssd_mod
+from kinest_core.model.ssd import (
+    FACTORISED_MAX_RANGE,
+    Mamba2,
+    _factorised_applies,
+    ssd_chunked,
+    ssd_chunked_autograd,
+    ssd_chunked_reference,
+    ssd_recurrent,
+)
 
 
 def _inputs(b: int = 2, length: int = 77, h: int = 4, p: int = 8, n: int = 16, g: int = 1, seed: int = 0):
@@ -83,3 +92,134 @@ def test_mamba2_is_causal_and_has_mamba_ssm_parameter_layout() -> None:
         outs[scan] = m(u)
     assert torch.allclose(outs["fast"], outs["recurrent"], atol=1e-5, rtol=1e-4)
     assert torch.allclose(outs["reference"], outs["recurrent"], atol=1e-5, rtol=1e-4)
+
+
+def _value_and_grads(fn, inputs, gy_seed: int = 1):
+    """fn's output and the gradients wrt every input of sum(y * g) for a fixed random g."""
+    for t in inputs:
+        t.grad = None
+    y = fn()
+    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(gy_seed), dtype=torch.float64)
+    (y * g.to(y.dtype)).sum().backward()
+    return [y.detach()] + [t.grad.clone() for t in inputs]
+
+
+@pytest.mark.parametrize("chunk", [8, 16, 32, 64])
+@pytest.mark.parametrize("length", [77, 64, 5])
+@pytest.mark.parametrize("with_d", [True, False])
+def test_fused_scan_outputs_and_gradients_equal_recurrence_float64(chunk: int, length: int, with_d: bool) -> None:
+    x, dt, A, B, C, D = (t.double().requires_grad_(True) for t in _inputs(length=length, h=3, p=4, n=8))
+    inputs = [x, dt, A, B, C, D] if with_d else [x, dt, A, B, C]
+    d_arg = D if with_d else None
+    assert _factorised_applies(dt, A, B, chunk)  # the hand-written backward, not the fallback
+    ref = _value_and_grads(lambda: ssd_recurrent(x, dt, A, B, C, d_arg), inputs)
+    fast = _value_and_grads(lambda: ssd_chunked(x, dt, A, B, C, d_arg, chunk_size=chunk), inputs)
+    plain = _value_and_grads(lambda: ssd_chunked_reference(x, dt, A, B, C, d_arg, chunk_size=chunk), inputs)
+    for name, a, r, pl in zip(["y", "x", "dt", "A", "B", "C", "D"], fast, ref, plain, strict=False):
+        scale = max(1.0, r.abs().max().item())
+        assert (a - r).abs().max().item() < 1e-10 * scale, name
+        assert (a - pl).abs().max().item() < 1e-10 * scale, name
+
+
+def test_fused_scan_gradcheck() -> None:
+    x, dt, A, B, C, D = (t.double().requires_grad_(True) for t in _inputs(b=2, length=13, h=2, p=3, n=4))
+    for chunk in (4, 8):
+        assert torch.autograd.gradcheck(
+            lambda *a: ssd_chunked(*a, chunk_size=chunk),  # noqa: B023
+            (x, dt, A, B, C, D),
+            eps=1e-6,
+            atol=1e-7,
+        )
+
+
+def test_fused_scan_float32_matches_reference_and_autograd_form() -> None:
+    x, dt, A, B, C, D = (t.requires_grad_(True) for t in _inputs(b=2, length=300, h=8, p=16, n=16))
+    inputs = [x, dt, A, B, C, D]
+    xd = [t.detach().double().requires_grad_(True) for t in inputs]
+    exact = _value_and_grads(lambda: ssd_chunked_reference(*xd, chunk_size=32), xd)
+    fast = _value_and_grads(lambda: ssd_chunked(x, dt, A, B, C, D, chunk_size=32), inputs)
+    old = _value_and_grads(lambda: ssd_chunked_autograd(x, dt, A, B, C, D, chunk_size=32), inputs)
+    for name, a, o, r in zip(["y", "x", "dt", "A", "B", "C", "D"], fast, old, exact, strict=True):
+        r = r.float()
+        assert torch.allclose(a, r, atol=1e-5 * r.abs().max().item(), rtol=1e-4), name
+        err_new = (a - r).norm() / r.norm()
+        err_old = (o - r).norm() / r.norm()
+        assert err_new < 1e-5 and err_new < 4 * err_old + 1e-7, (name, err_new.item(), err_old.item())
+
+
+def test_large_decay_range_falls_back_with_equal_gradients() -> None:
+    x, dt, A, B, C, D = (t.double() for t in _inputs(length=50, h=2, p=4, n=8))
+    dt = dt * 20  # a chunk of 16 then spans more than FACTORISED_MAX_RANGE
+    assert not _factorised_applies(dt, A, B, 16)
+    assert float((dt * A).sum(1).neg().max()) > FACTORISED_MAX_RANGE
+    inputs = [t.requires_grad_(True) for t in (x, dt, A, B, C, D)]
+    ref = _value_and_grads(lambda: ssd_recurrent(*inputs), inputs)
+    fast = _value_and_grads(lambda: ssd_chunked(*inputs, chunk_size=16), inputs)
+    for a, r in zip(fast, ref, strict=True):
+        assert (a - r).abs().max().item() < 1e-8 * max(1.0, r.abs().max().item())
+
+
+def test_fused_scan_under_bf16_autocast_runs_in_float32() -> None:
+    x, dt, A, B, C, D = (t.requires_grad_(True) for t in _inputs(length=70, h=4, p=8, n=16))
+    inputs = [x, dt, A, B, C, D]
+    ref = _value_and_grads(lambda: ssd_chunked_reference(x, dt, A, B, C, D, chunk_size=16), inputs)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        xb, dtb, Bb, Cb = (t.to(torch.bfloat16) for t in (x, dt, B, C))  # as a bf16 autocast layer hands them over
+        y = ssd_chunked(xb, dtb, A, Bb, Cb, D, chunk_size=16)
+    assert y.dtype == torch.float32
+    for t in inputs:
+        t.grad = None
+    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    (y * g.float()).sum().backward()
+    got = [y.detach()] + [t.grad for t in inputs]
+    for name, a, r in zip(["y", "x", "dt", "A", "B", "C", "D"], got, ref, strict=True):
+        assert torch.isfinite(a).all(), name
+        assert ((a - r).norm() / r.norm()).item() < 0.05, name  # inputs rounded to bf16: loose
+
+
+def test_fused_scan_scratch_buffers_do_not_leak_between_calls() -> None:
+    """Two scans before either backward (as in a model) and repeated calls give the same gradients."""
+    ssd_mod.clear_ssd_scratch()
+    a_in = [t.double().requires_grad_(True) for t in _inputs(length=40, h=2, p=4, n=8, seed=1)]
+    b_in = [t.double().requires_grad_(True) for t in _inputs(length=40, h=2, p=4, n=8, seed=2)]
+    solo = [_value_and_grads(lambda inp=inp: ssd_chunked(*inp, chunk_size=8), inp) for inp in (a_in, b_in)]
+    for t in a_in + b_in:
+        t.grad = None
+    ya = ssd_chunked(*a_in, chunk_size=8)
+    yb = ssd_chunked(*b_in, chunk_size=8)
+    ga = torch.randn(ya.shape, generator=torch.Generator().manual_seed(1), dtype=ya.dtype)
+    gb = torch.randn(yb.shape, generator=torch.Generator().manual_seed(1), dtype=yb.dtype)
+    ((ya * ga).sum() + (yb * gb).sum()).backward()
+    for inp, ref in zip((a_in, b_in), solo, strict=True):
+        for t, r in zip(inp, ref[1:], strict=True):
+            assert torch.equal(t.grad, r)
+
+
+def test_fused_scan_works_after_and_inside_inference_mode() -> None:
+    ssd_mod.clear_ssd_scratch()
+    x, dt, A, B, C, D = (t.double() for t in _inputs(length=40, h=2, p=4, n=8))
+    ref = ssd_recurrent(x, dt, A, B, C, D)
+    with torch.inference_mode():  # the first call makes the scratch buffers
+        assert torch.allclose(ssd_chunked(x, dt, A, B, C, D, chunk_size=8), ref, atol=1e-10)
+    inputs = [t.requires_grad_(True) for t in (x, dt, A, B, C, D)]
+    want = _value_and_grads(lambda: ssd_recurrent(*inputs), inputs)
+    got = _value_and_grads(lambda: ssd_chunked(*inputs, chunk_size=8), inputs)
+    for a, r in zip(got, want, strict=True):
+        assert (a - r).abs().max().item() < 1e-10 * max(1.0, r.abs().max().item())
+    with torch.inference_mode():
+        assert torch.allclose(ssd_chunked(x, dt, A, B, C, D, chunk_size=8), ref, atol=1e-10)
+
+
+def test_mamba2_fast_scan_gradients_match_reference_scan() -> None:
+    torch.manual_seed(0)
+    m = Mamba2(32, d_state=16, headdim=16, chunk_size=16).double()
+    u = torch.randn(2, 45, 32, dtype=torch.float64)
+    grads = {}
+    for scan in ("fast", "fast_autograd", "reference"):
+        m.scan = scan
+        m.zero_grad(set_to_none=True)
+        m(u).square().mean().backward()
+        grads[scan] = {k: v.grad.clone() for k, v in m.named_parameters()}
+    for k, ref in grads["reference"].items():
+        assert torch.allclose(grads["fast"][k], ref, atol=1e-10), k
+        assert torch.allclose(grads["fast_autograd"][k], ref, atol=1e-10), k

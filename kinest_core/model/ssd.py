@@ -13,7 +13,8 @@ Three ways to compute it live here:
   that benchmarks use as their baseline.
 - :func:`ssd_chunked`: the chunked form arranged for CPU speed: the C.B^T products are
   shared by all heads (one group), contractions are pairwise batched matmuls in a chosen
-  order, and the chunk-to-chunk state pass is a short loop over chunks.
+  order, and the chunk-to-chunk state pass is a short loop over chunks; with one group it is
+  one autograd node with a hand-written backward (:class:`_FactorisedSSD`).
 
 :class:`Mamba2` matches ``mamba_ssm.modules.mamba2_simple.Mamba2Simple`` parameter names and
 shapes (``in_proj``, ``conv1d``, ``dt_bias``, ``A_log``, ``D``, ``norm.weight``, ``out_proj``) so
@@ -24,11 +25,13 @@ weights load in either; on CUDA with ``mamba_ssm`` importable it calls
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 _MAMBA_SCAN: Any = None
 _MAMBA_CHECKED = False
@@ -138,6 +141,17 @@ def _causal_mask(q: int, device: torch.device) -> Tensor:
 FACTORISED_MAX_RANGE = 80.0
 
 
+def _factorised_applies(dt: Tensor, A: Tensor, B: Tensor, chunk_size: int) -> bool:
+    """One group of B/C, and every chunk's decay range under :data:`FACTORISED_MAX_RANGE`."""
+    if B.shape[-2] != 1:
+        return False
+    q = chunk_size
+    dts = _pad_to_chunks(dt, q)
+    c = dts.shape[1] // q
+    a = (dts.detach() * A.detach()).reshape(dts.shape[0], c, q, -1)
+    return float((-a.sum(dim=2)).max()) < FACTORISED_MAX_RANGE
+
+
 def ssd_chunked(
     x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None = None, chunk_size: int = 32
 ) -> Tensor:
@@ -147,19 +161,28 @@ def ssd_chunked(
     into exp(cum_i - cum_mid) * exp(cum_mid - cum_j). The per-head factors then move onto the
     inputs and outputs, and all heads share one masked (q x q) C.B^T matrix: the intra-chunk
     term becomes a single matmul per chunk with every head side by side, and no per-head
-    (q x q) decay tensor is ever built. Where a chunk's decay range is too large for that in
-    float32, the masked per-head form runs instead (same result).
+    (q x q) decay tensor is ever built. That form runs as one autograd node with a hand-written
+    backward (:class:`_FactorisedSSD`), in float32 under autocast (inputs cast, float32 out).
+    Where a chunk's decay range is too large for it in float32, or with several groups, the
+    masked per-head form runs instead (same result).
     """
-    g = B.shape[-2]
-    if g == 1:
-        length = x.shape[1]
-        q = chunk_size
-        dts = _pad_to_chunks(dt, q)
-        c = dts.shape[1] // q
-        a = (dts.detach() * A.detach()).reshape(dts.shape[0], c, q, -1)
-        chunk_range = -a.sum(dim=2)
-        if float(chunk_range.max()) < FACTORISED_MAX_RANGE:
-            return _ssd_chunked_factorised(x, dt, A, B, C, D, chunk_size, length)
+    if _factorised_applies(dt, A, B, chunk_size):
+        dev = x.device.type
+        if torch.is_autocast_enabled(dev):
+            with torch.autocast(dev, enabled=False):
+                f32 = [t.float() for t in (x, dt, A, B, C)]
+                return _FactorisedSSD.apply(*f32, None if D is None else D.float(), chunk_size)  # type: ignore[no-any-return]
+        return _FactorisedSSD.apply(x, dt, A, B, C, D, chunk_size)  # type: ignore[no-any-return]
+    return ssd_chunked_masked(x, dt, A, B, C, D, chunk_size)
+
+
+def ssd_chunked_autograd(
+    x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None = None, chunk_size: int = 32
+) -> Tensor:
+    """:func:`ssd_chunked` as it was before :class:`_FactorisedSSD`: the same factorised form as
+    plain tensor ops differentiated by autograd (session-3's fast scan; kept for benchmarks)."""
+    if _factorised_applies(dt, A, B, chunk_size):
+        return _ssd_chunked_factorised(x, dt, A, B, C, D, chunk_size, x.shape[1])
     return ssd_chunked_masked(x, dt, A, B, C, D, chunk_size)
 
 
@@ -190,6 +213,178 @@ def _ssd_chunked_factorised(
     if D is not None:
         y = y + x * D[:, None]
     return y
+
+
+def _bc(t: Tensor) -> Tensor:
+    """(N, q, h) per-head scalars as (N, q, h, 1), to scale (N, q, h, p) blocks."""
+    return t.unsqueeze(-1)
+
+
+_SCRATCH: dict[tuple[int, str, torch.dtype], Tensor] = {}
+
+
+def _scratch(slot: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """A reusable CPU buffer for a temporary of :class:`_FactorisedSSD`'s backward (one per thread and slot).
+
+    A fresh multi-megabyte tensor costs more in page faults (glibc maps large blocks anew on every
+    allocation) than the arithmetic that fills it, so the backward's scratch tensors, which never
+    leave it, live here between calls. Not for anything saved or returned.
+    """
+    numel = math.prod(shape)
+    if like.device.type != "cpu":
+        return like.new_empty(shape)
+    key = (threading.get_ident(), slot, like.dtype)
+    buf = _SCRATCH.get(key)
+    if buf is None or buf.numel() < numel:
+        with torch.inference_mode(False):  # a normal tensor: writable in and out of inference mode
+            buf = torch.empty(numel, dtype=like.dtype, device=like.device)
+        _SCRATCH[key] = buf
+    return buf[:numel].view(shape)
+
+
+def clear_ssd_scratch() -> None:
+    """Free the backward's reusable buffers (:func:`_scratch`)."""
+    _SCRATCH.clear()
+
+
+def _stack_states(xs_: Tensor, s_out: Tensor, pm: Tensor, b: int, c: int) -> None:
+    """Write (exp(m) S_in)^T below X~ in ``xs_`` (N, q + n, h*p): S_in[0] = 0, S_in[k] = s_out[k-1]."""
+    _, _, n, h, p = s_out.shape
+    q = xs_.shape[1] - n
+    sp = xs_[:, q:].view(b, c, n, h, p)
+    sp[:, 0].zero_()
+    torch.mul(s_out[:, :-1], pm.view(b, c, 1, h, 1)[:, 1:], out=sp[:, 1:])
+
+
+class _FactorisedSSD(torch.autograd.Function):
+    """The factorised chunked SSD (one group) with a hand-written backward.
+
+    Same arithmetic as :func:`_ssd_chunked_factorised`, but autograd sees one node. Per chunk
+    (N = batch * chunks of q positions, h heads of p, state n), with cum_i the within-chunk
+    cumulative sum of dt*A, m = cum_mid, tot = cum_last:
+
+        E_i = exp(cum_i - m), F_i = exp(m - cum_i) dt_i, X~ = F x, G = tril(C B^T) (all heads)
+        states = exp(tot - m) B^T X~,  S_in[k+1] = exp(tot_k) S_in[k] + states[k]
+        y = E ([G | C] [X~; (exp(m) S_in)^T]) + D x
+
+    so the output is one matmul per chunk with all heads side by side, and the backward's
+    three large products are matmuls of the same stacked operands:
+    [G^T | B] [dW; dS^T] = dX~, and [X~; (exp(m) S_in)^T] [dW; dS^T]^T, which holds dG^T,
+    (dW exp(m) S_in)^T and X~ dS. The per-head factors scale matmul operands; no per-head
+    (q x q) tensor exists; the state pass runs in place along chunks, forward and reverse.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, q: int
+    ) -> Tensor:
+        b, length, h, p = x.shape
+        n = B.shape[-1]
+        hp = h * p
+        xs, dts, Bs, Cs = (_pad_to_chunks(t, q) for t in (x, dt, B, C))
+        c = xs.shape[1] // q
+        N = b * c
+        xc = xs.reshape(N, q, h, p)
+        dtc = dts.reshape(N, q, h)
+        Bc = Bs.reshape(N, q, n)
+        Cc = Cs.reshape(N, q, n)
+        cum = torch.cumsum(dtc * A, dim=1)  # N q h
+        m = cum[:, q // 2]  # N h
+        tot = cum[:, -1]
+        einv = torch.exp(m[:, None] - cum)  # exp(m - cum_i) <= exp(range / 2)
+        e = torch.exp(cum - m[:, None])
+        f = einv * dtc
+        t_end = torch.exp(tot - m)  # N h
+        decay = torch.exp(tot)
+        pm = torch.exp(m)
+        # [X~; (P S_in)^T]: scratch here, rebuilt in the backward (cheaper than a fresh saved buffer)
+        xs_ = _scratch("xs", (N, q + n, hp), x)
+        xt = xs_[:, :q]
+        torch.mul(xc, _bc(f), out=xt.view(N, q, h, p))
+        gc = torch.cat([torch.bmm(Cc, Bc.transpose(1, 2)).tril_(), Cc], dim=2)  # [G | C]
+        # s_out[k] = state leaving chunk k (= S_in[k+1]), built in place from the chunk's own states.
+        s_out = torch.bmm(Bc.transpose(1, 2), xt).view(b, c, n, h, p).mul_(t_end.view(b, c, 1, h, 1))
+        dec = decay.view(b, c, 1, h, 1)
+        for k in range(1, c):
+            torch.addcmul(s_out[:, k], s_out[:, k - 1], dec[:, k], out=s_out[:, k])
+        _stack_states(xs_, s_out, pm, b, c)
+        y = torch.bmm(gc, xs_).view(N, q, h, p).mul_(_bc(e))
+        if D is not None:
+            y.addcmul_(xc, D[:, None])
+        # The backward needs y without the D term only in sum_p(dy * y): it takes D x back out there.
+        ctx.save_for_backward(xc, dtc, A, Bc, Cc, D, e, einv, f, gc, y, s_out, decay, t_end, pm)
+        ctx.shape = (b, length, c, q)
+        return y.view(b, c * q, h, p)[:, :length]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, gy: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        xc, dtc, A, Bc, Cc, D, e, einv, f, gc, y, s_out, decay, t_end, pm = ctx.saved_tensors
+        b, length, c, q = ctx.shape
+        N, _, h, p = xc.shape
+        n = Bc.shape[-1]
+        hp = h * p
+        gyc = _pad_to_chunks(gy, q).reshape(N, q, h, p)
+        with torch.autocast(gy.device.type, enabled=False):
+            # d/d cum_i through E (times E): sum_p dy * E W = sum_p dy * (y - D x)
+            gee = torch.einsum("nqhp,nqhp->nqh", gyc, y)
+            gD = None
+            if D is not None:
+                gyx = torch.einsum("nqhp,nqhp->nqh", gyc, xc)
+                gD = gyx.sum((0, 1))
+                gee -= gyx * D
+            gws = _scratch("gws", (N, q + n, hp), gy)  # [dW; dS^T], dW = dy * E
+            gw = gws[:, :q]
+            torch.mul(gyc, _bc(e), out=gw.view(N, q, h, p))
+            gsp = torch.bmm(Cc.transpose(1, 2), gw, out=_scratch("gsp", (N, n, hp), gy))  # d(P S_in)^T
+            xs_ = _scratch("xs", (N, q + n, hp), gy)  # the forward's [X~; (P S_in)^T] again
+            torch.mul(xc, _bc(f), out=xs_[:, :q].view(N, q, h, p))
+            _stack_states(xs_, s_out, pm, b, c)
+            sp = xs_[:, q:]
+            tmp = _scratch("tmp", (b, c, n, h, p), gy)
+            gpp = torch.mul(gsp, sp, out=tmp.view(N, n, hp)).view(N, n, h, p).sum((1, 3))  # N h
+            # Reverse state pass, in place: R[k] = dS_in[k] + exp(tot_k) R[k+1]; d states[k] = R[k+1].
+            r = gsp.view(b, c, n, h, p).mul_(pm.view(b, c, 1, h, 1))
+            dec = decay.view(b, c, 1, h, 1)
+            for k in range(c - 2, -1, -1):
+                torch.addcmul(r[:, k], r[:, k + 1], dec[:, k], out=r[:, k])
+            gtot = torch.zeros(b, c, h, dtype=gy.dtype, device=gy.device)  # d tot via exp(tot - m) and exp(tot)
+            gtt = torch.zeros_like(gtot)  # d tot via exp(tot - m) only
+            gsraw = gws[:, q:].view(b, c, n, h, p)
+            gsraw[:, -1].zero_()
+            if c > 1:
+                # sum R[k+1] S_in[k+1]; states[k] = S_in[k+1] - exp(tot_k) S_in[k]
+                gtot[:, :-1] = torch.mul(r[:, 1:], s_out[:, :-1], out=tmp[:, 1:]).sum((2, 4))
+                gtt.copy_(gtot)
+                if c > 2:
+                    rs = torch.mul(r[:, 2:], s_out[:, :-2], out=tmp[:, 2:]).sum((2, 4))
+                    gtt[:, 1:-1] -= rs * decay.view(b, c, h)[:, 1:-1]
+                torch.mul(r[:, 1:], t_end.view(b, c, 1, h, 1)[:, :-1], out=gsraw[:, :-1])
+            gbt = _scratch("gbt", (N, q, q + n), gy)  # [G^T | B]
+            gbt[..., :q] = gc[..., :q].transpose(1, 2)
+            gbt[..., q:] = Bc
+            gx = torch.bmm(gbt, gws).view(N, q, h, p)  # dX~
+            m2 = torch.bmm(xs_, gws.transpose(1, 2), out=_scratch("m2", (N, q + n, q + n), gy))
+            ggt = m2[:, :q, :q].triu_()  # dG^T (G is lower triangular)
+            gC = torch.baddbmm(m2[:, q:, :q].transpose(1, 2), ggt.transpose(1, 2), Bc)
+            gB = torch.baddbmm(m2[:, :q, q:], ggt, Cc)
+            gf = torch.einsum("nqhp,nqhp->nqh", gx, xc)
+            gx.mul_(_bc(f))
+            if D is not None:
+                gx.addcmul_(gyc, D[:, None])
+            gcum = gee - gf * f
+            gm = gpp - gtt.view(N, h) - gcum.sum(1)
+            gcum[:, q // 2] += gm
+            gcum[:, -1] += gtot.view(N, h)
+            ga = gcum.flip(1).cumsum(1).flip(1)
+            gdt = ga * A + gf * einv
+            gA = (ga * dtc).sum((0, 1))
+        length_p = c * q
+        gx = gx.view(b, length_p, h, p)[:, :length]
+        gdt = gdt.view(b, length_p, h)[:, :length]
+        gB = gB.reshape(b, length_p, 1, n)[:, :length]
+        gC = gC.reshape(b, length_p, 1, n)[:, :length]
+        return gx, gdt, gA, gB, gC, gD, None
 
 
 def _pass_states(states: Tensor, totals: Tensor) -> Tensor:
@@ -269,7 +464,8 @@ class RMSNormGated(nn.Module):
 class Mamba2(nn.Module):
     """Mamba-2 block, ``(batch, length, d_model) -> (batch, length, d_model)``, causal in length.
 
-    ``scan`` picks the torch implementation ("fast" or "reference"); on CUDA the
+    ``scan`` picks the torch implementation ("fast", "reference", "recurrent", or "fast_autograd":
+    the fast scan's arithmetic through autograd, for comparisons); on CUDA the
     ``mamba_ssm`` kernel is used when available unless ``use_kernels=False``.
     """
 
@@ -335,6 +531,8 @@ class Mamba2(nn.Module):
             y = ssd_chunked_reference(xh, dt, A, Bg, Cg, D=self.D, chunk_size=self.chunk_size)
         elif self.scan == "recurrent":
             y = ssd_recurrent(xh, dt, A, Bg, Cg, D=self.D)
+        elif self.scan == "fast_autograd":
+            y = ssd_chunked_autograd(xh, dt, A, Bg, Cg, D=self.D, chunk_size=self.chunk_size)
         else:
             y = ssd_chunked(xh, dt, A, Bg, Cg, D=self.D, chunk_size=self.chunk_size)
         y = y.reshape(batch, length, self.d_inner)
