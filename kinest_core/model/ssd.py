@@ -304,9 +304,9 @@ class _FactorisedSSD(torch.autograd.Function):
         gc = torch.cat([torch.bmm(Cc, Bc.transpose(1, 2)).tril_(), Cc], dim=2)  # [G | C]
         # s_out[k] = state leaving chunk k (= S_in[k+1]), built in place from the chunk's own states.
         s_out = torch.bmm(Bc.transpose(1, 2), xt).view(b, c, n, h, p).mul_(t_end.view(b, c, 1, h, 1))
-        dec = decay.view(b, c, 1, h, 1)
+        chunks, decs = s_out.unbind(1), decay.view(b, c, 1, h, 1).unbind(1)
         for k in range(1, c):
-            torch.addcmul(s_out[:, k], s_out[:, k - 1], dec[:, k], out=s_out[:, k])
+            torch.addcmul(chunks[k], chunks[k - 1], decs[k], out=chunks[k])
         _stack_states(xs_, s_out, pm, b, c)
         y = torch.bmm(gc, xs_).view(N, q, h, p).mul_(_bc(e))
         if D is not None:
@@ -345,9 +345,9 @@ class _FactorisedSSD(torch.autograd.Function):
             gpp = torch.mul(gsp, sp, out=tmp.view(N, n, hp)).view(N, n, h, p).sum((1, 3))  # N h
             # Reverse state pass, in place: R[k] = dS_in[k] + exp(tot_k) R[k+1]; d states[k] = R[k+1].
             r = gsp.view(b, c, n, h, p).mul_(pm.view(b, c, 1, h, 1))
-            dec = decay.view(b, c, 1, h, 1)
+            chunks, decs = r.unbind(1), decay.view(b, c, 1, h, 1).unbind(1)
             for k in range(c - 2, -1, -1):
-                torch.addcmul(r[:, k], r[:, k + 1], dec[:, k], out=r[:, k])
+                torch.addcmul(chunks[k], chunks[k + 1], decs[k], out=chunks[k])
             gtot = torch.zeros(b, c, h, dtype=gy.dtype, device=gy.device)  # d tot via exp(tot - m) and exp(tot)
             gtt = torch.zeros_like(gtot)  # d tot via exp(tot - m) only
             gsraw = gws[:, q:].view(b, c, n, h, p)
