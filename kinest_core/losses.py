@@ -28,6 +28,7 @@ class LossConfig:
     fk_position: float = 0.0  # L1 (m) on joint positions from FK relative to the pelvis (needs rest offsets)
     fk_velocity: float = 0.0  # L1 (m/frame) on frame-to-frame moves of the joints relative to the head (FK)
     fk_acceleration: float = 0.0  # L1 (m/frame^2) on their second differences: frame-to-frame shake costs most here
+    fk_jerk: float = 0.0  # L1 (m/frame^3) on their third differences: what the jitter metric measures
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,15 +64,14 @@ def kinest_loss(
         parts["rotation"] = ((p6 - t6) ** 2).mean()
     if cfg.root:
         parts["root"] = ((p6[:, :, 0] - t6[:, :, 0]) ** 2).mean()
-    need_mats = (
-        bool(cfg.angular_velocity) or bool(cfg.fk_position) or bool(cfg.fk_velocity) or bool(cfg.fk_acceleration)
-    )
+    need_fk = bool(cfg.fk_position or cfg.fk_velocity or cfg.fk_acceleration or cfg.fk_jerk)
+    need_mats = bool(cfg.angular_velocity) or need_fk
     if need_mats:
         pm = trot.sixd_to_matrix(p6)
         tm = trot.sixd_to_matrix(t6)
         if cfg.angular_velocity and f > 1:
             parts["angular_velocity"] = (angular_velocity(pm) - angular_velocity(tm)).abs().mean()
-        if cfg.fk_position or cfg.fk_velocity or cfg.fk_acceleration:
+        if need_fk:
             if rest_offsets is None:
                 raise ValueError("the FK position and velocity losses need rest_offsets (batch, 22, 3)")
             off = rest_offsets[:, None].expand(b, f, NUM_JOINTS, 3)
@@ -85,6 +85,8 @@ def kinest_loss(
                 parts["fk_velocity"] = torch.diff(rel_err, dim=1).abs().sum(-1).mean()
             if cfg.fk_acceleration and f > 2:
                 parts["fk_acceleration"] = torch.diff(rel_err, n=2, dim=1).abs().sum(-1).mean()
+            if cfg.fk_jerk and f > 3:
+                parts["fk_jerk"] = torch.diff(rel_err, n=3, dim=1).abs().sum(-1).mean()
     weights = cfg.to_dict()
     total = sum((weights[k] * v for k, v in parts.items()), torch.zeros((), device=pred.device, dtype=pred.dtype))
     return total, {k: float(v.detach()) for k, v in parts.items()}

@@ -102,3 +102,21 @@ def test_fk_acceleration_of_a_shaking_forearm() -> None:
     o = rest[0, 20]
     assert set(parts) == {"fk_acceleration"}
     assert parts["fk_acceleration"] == pytest.approx(2 * float((bend @ o - o).abs().sum()) / 22, rel=1e-9)
+
+
+def test_fk_jerk_of_a_shaking_forearm() -> None:
+    """Elbow 0, 0.3, 0, 0.3 rad: the wrist's one third difference is v + 3 v = 4 (R o - o)."""
+    rest = torch.tensor(Skeleton.neutral().rest_offsets, dtype=torch.float64)[None]
+    target = trot.matrix_to_6d(torch.eye(3, dtype=torch.float64)).repeat(1, 4, 22, 1)
+    pred = target.clone()
+    bend = trot.axis_angle_to_matrix(torch.tensor([0.0, 0.0, 0.3], dtype=torch.float64))
+    pred[0, 1::2, 18] = trot.matrix_to_6d(bend)
+    cfg = LossConfig(rotation=0.0, root=0.0, angular_velocity=0.0, fk_jerk=1.0)
+    _, parts = kinest_loss(pred.reshape(1, 4, 132), target.reshape(1, 4, 132), cfg, rest)
+    o = rest[0, 20]
+    assert set(parts) == {"fk_jerk"}
+    assert parts["fk_jerk"] == pytest.approx(4 * float((bend @ o - o).abs().sum()) / 22, rel=1e-9)
+    # a steady bend (no shake) costs nothing
+    pred[0, :, 18] = trot.matrix_to_6d(bend)
+    _, steady = kinest_loss(pred.reshape(1, 4, 132), target.reshape(1, 4, 132), cfg, rest)
+    assert steady["fk_jerk"] == pytest.approx(0.0, abs=1e-12)
