@@ -91,6 +91,20 @@ class Batch:
     positions: Tensor  # (B, F, 22, 3) ground-truth joints, canonicalised like the features
     local: Tensor  # (B, F, 22, 3, 3)
 
+    @staticmethod
+    def cat(first: Batch, second: Batch) -> Batch:
+        """The windows of both, first's then second's."""
+        return Batch(
+            *(
+                torch.cat([a, b])
+                for a, b in zip(
+                    (first.features, first.target, first.rest_offsets, first.positions, first.local),
+                    (second.features, second.target, second.rest_offsets, second.positions, second.local),
+                    strict=True,
+                )
+            )
+        )
+
     def to(self, device: torch.device | str) -> Batch:
         return Batch(
             *(
@@ -121,14 +135,25 @@ class MotionWindows:
     def __len__(self) -> int:
         return len(self.local)
 
-    def sample(self, batch: int, rng: np.random.Generator) -> tuple[Tensor, Tensor, Tensor]:
-        """Random windows: local (B, F, 22, 3, 3), root (B, F, 3), rest (B, 22, 3)."""
-        idx = rng.choice(len(self.local), size=batch, p=self.weights)
+    def sample(self, batch: int, rng: np.random.Generator, length: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Random windows: local (B, F, 22, 3, 3), root (B, F, 3), rest (B, 22, 3).
+
+        ``length`` (default: the window) may be longer, e.g. for two overlapping windows; motions
+        shorter than it are skipped.
+        """
+        n = self.window if length is None else length
+        weights = self.weights
+        if n != self.window:
+            starts = np.maximum(self.lengths - n + 1, 0)
+            if not starts.any():
+                raise ValueError(f"no motion is {n} frames long (longest {int(self.lengths.max())})")
+            weights = starts / starts.sum()
+        idx = rng.choice(len(self.local), size=batch, p=weights)
         loc, root = [], []
         for i in idx:
-            s = int(rng.integers(0, self.lengths[i] - self.window + 1))
-            loc.append(self.local[i][s : s + self.window])
-            root.append(self.root[i][s : s + self.window])
+            s = int(rng.integers(0, self.lengths[i] - n + 1))
+            loc.append(self.local[i][s : s + n])
+            root.append(self.root[i][s : s + n])
         return torch.stack(loc), torch.stack(root), self.rest[torch.from_numpy(idx)]
 
 
@@ -238,16 +263,54 @@ def make_batch(
     generator: torch.Generator | None = None,
 ) -> Batch:
     """Whole-body windows -> model features and targets (augmented when a generator is given)."""
+    local, rest, r, p, pos = _simulate(local, root, rest, config, generator)
+    return _window_batch(local, rest, r, p, pos)
+
+
+def make_overlapping_batches(
+    local: Tensor,
+    root: Tensor,
+    rest: Tensor,
+    window: int,
+    offset: int,
+    config: AugmentConfig | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[Batch, Batch]:
+    """Long windows (B, window + offset, ...) -> the windows starting at frame 0 and at ``offset``.
+
+    They are cut after augmentation and simulated tracking, so the two see the same body, motion and
+    tracking noise on the frames they share; each is then normalised like any window. For the
+    window-consistency loss: one frame should get the same pose whichever window it falls in.
+    """
+    if not 0 < offset < window or local.shape[1] != window + offset:
+        raise ValueError(f"need 0 < offset < {window} and windows of {window} + offset frames")
+    local, rest, r, p, pos = _simulate(local, root, rest, config, generator)
+    a, b = slice(0, window), slice(offset, offset + window)
+    return (
+        _window_batch(local[:, a], rest, r[:, a], p[:, a], pos[:, a]),
+        _window_batch(local[:, b], rest, r[:, b], p[:, b], pos[:, b]),
+    )
+
+
+def _simulate(
+    local: Tensor, root: Tensor, rest: Tensor, config: AugmentConfig | None, generator: torch.Generator | None
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Augmented bodies, FK and simulated tracking: (local, rest, tracked rot, tracked pos, joint positions)."""
     cfg = config or AugmentConfig.none()
     if generator is not None:
         local, root, rest = augment_motion(local, root, rest, cfg, generator)
     b, f = local.shape[:2]
     glob, pos = forward_kinematics_torch(local, rest[:, None].expand(b, f, NUM_JOINTS, 3), root)
     r, p = simulate_tracking(glob, pos, cfg, generator)
+    return local, rest, r, p, pos
+
+
+def _window_batch(local: Tensor, rest: Tensor, r: Tensor, p: Tensor, pos: Tensor) -> Batch:
+    """One normalised window per row: features of the tracked joints, targets, ground-truth joints."""
+    b, f = local.shape[:2]
     canon = canonicalize_window(r, p)
     pos = pos + (canon[:, :1, :1] - p[:, :1, :1])  # the same horizontal shift moves the ground truth
-    p = canon
-    feats = tracking_features_torch(r, p)
+    feats = tracking_features_torch(r, canon)
     target = trot.matrix_to_6d(local).reshape(b, f, NUM_JOINTS * 6)
     return Batch(feats, target, rest, pos, local)
 

@@ -29,6 +29,9 @@ class LossConfig:
     fk_velocity: float = 0.0  # L1 (m/frame) on frame-to-frame moves of the joints relative to the head (FK)
     fk_acceleration: float = 0.0  # L1 (m/frame^2) on their second differences: frame-to-frame shake costs most here
     fk_jerk: float = 0.0  # L1 (m/frame^3) on their third differences: what the jitter metric measures
+    # L1 (m) between head-relative joints of two overlapping windows on their shared frames: a frame's
+    # pose should not depend on which window it is in (window seams). Training then draws window pairs.
+    window_consistency: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -42,6 +45,23 @@ def angular_velocity(rotations: Tensor) -> Tensor:
     """(..., F, J, 3, 3) rotation matrices -> (..., F-1, J, 3) axis-angle of ``R_{t+1} R_t^T``."""
     rel = rotations[..., 1:, :, :, :] @ rotations[..., :-1, :, :, :].transpose(-1, -2)
     return trot.matrix_to_axis_angle(rel)
+
+
+def window_consistency(first: Tensor, second: Tensor, offset: int, rest_offsets: Tensor) -> Tensor:
+    """L1 (m, summed over x, y, z, mean over joints and frames) between the head-relative FK joints of
+    ``first`` and ``second`` (batch, frames, 132) on the frames they share: ``second`` starts ``offset``
+    frames after ``first``; both are posed on the same bodies ``rest_offsets`` (batch, 22, 3)."""
+    b, f, _ = first.shape
+    shared = f - offset
+    if shared <= 0:
+        raise ValueError(f"windows of {f} frames offset by {offset} share no frame")
+    a = trot.sixd_to_matrix(first[:, offset:].reshape(b, shared, NUM_JOINTS, 6))
+    c = trot.sixd_to_matrix(second[:, :shared].reshape(b, shared, NUM_JOINTS, 6))
+    off = rest_offsets[:, None].expand(b, shared, NUM_JOINTS, 3)
+    _, pa = forward_kinematics_torch(a, off)
+    _, pc = forward_kinematics_torch(c, off)
+    rel = (pa - pa[:, :, HEAD : HEAD + 1]) - (pc - pc[:, :, HEAD : HEAD + 1])
+    return rel.abs().sum(-1).mean()
 
 
 def kinest_loss(

@@ -29,9 +29,9 @@ import torch
 from torch import nn
 
 from kinest_core.baselines import AvatarPoserConfig, AvatarPoserLite, MeanPose, MeanPoseConfig
-from kinest_core.data import AugmentConfig, MotionWindows, make_batch
+from kinest_core.data import AugmentConfig, Batch, MotionWindows, make_batch, make_overlapping_batches
 from kinest_core.evaluate import model_window
-from kinest_core.losses import LossConfig, kinest_loss
+from kinest_core.losses import LossConfig, kinest_loss, window_consistency
 from kinest_core.model.checkpoint import checkpoint_base, save_checkpoint
 from kinest_core.types import Motion
 
@@ -288,6 +288,8 @@ def _train(
     step, seen, elapsed = 0, 0, 0.0
     bad_in_row, skipped = 0, 0
     _lr_at(config, 0)  # an unknown schedule fails here, not mid-run
+    if LossConfig.from_dict(config.loss).window_consistency > 0 and config.batch_size < 2:
+        raise ValueError("the window_consistency loss needs batch_size >= 2 (it trains on window pairs)")
     if not 0.0 <= config.ema < 1.0:
         raise ValueError(f"ema must be in [0, 1) (a decay per iteration, e.g. 0.998), got {config.ema}")
     averaged = (
@@ -414,8 +416,15 @@ def _train(
     model.train()
     while step < config.iterations:
         t0 = time.perf_counter()
-        local, root, rest = (t.to(device, non_blocking=True) for t in windows.sample(config.batch_size, rng))
-        batch = make_batch(local, root, rest, aug_cfg, gen)
+        offset = 0
+        if loss_cfg.window_consistency > 0:  # half the batch: windows that overlap the other half's
+            offset = int(rng.integers(1, window))
+            sampled = windows.sample(config.batch_size // 2, rng, length=window + offset)
+            local, root, rest = (t.to(device, non_blocking=True) for t in sampled)
+            batch = Batch.cat(*make_overlapping_batches(local, root, rest, window, offset, aug_cfg, gen))
+        else:
+            local, root, rest = (t.to(device, non_blocking=True) for t in windows.sample(config.batch_size, rng))
+            batch = make_batch(local, root, rest, aug_cfg, gen)
         if opt is None:
             assert isinstance(model, MeanPose)
             model.accumulate(batch.features, batch.target)
@@ -427,6 +436,11 @@ def _train(
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
                 pred = net(batch.features)
             loss, parts = kinest_loss(pred.float(), batch.target, loss_cfg, batch.rest_offsets)
+            if offset:
+                half = pred.shape[0] // 2
+                term = window_consistency(pred[:half].float(), pred[half:].float(), offset, batch.rest_offsets[:half])
+                loss = loss + loss_cfg.window_consistency * term
+                parts["window_consistency"] = float(term.detach())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = nn.utils.clip_grad_norm_(

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from kinest_core import rotations_torch as trot
-from kinest_core.losses import LossConfig, angular_velocity, kinest_loss
-from kinest_core.skeleton import Skeleton
+from kinest_core.losses import LossConfig, angular_velocity, kinest_loss, window_consistency
+from kinest_core.skeleton import Skeleton, forward_kinematics_torch
 
 
 def _random_6d(b: int, f: int, seed: int = 0) -> torch.Tensor:
@@ -120,3 +120,28 @@ def test_fk_jerk_of_a_shaking_forearm() -> None:
     pred[0, :, 18] = trot.matrix_to_6d(bend)
     _, steady = kinest_loss(pred.reshape(1, 4, 132), target.reshape(1, 4, 132), cfg, rest)
     assert steady["fk_jerk"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_window_consistency_compares_shared_frames_only() -> None:
+    rest = torch.tensor(Skeleton.neutral().rest_offsets, dtype=torch.float64)[None]
+    seq = _random_6d(1, 12, seed=5)  # one motion; windows of 8 frames at 0 and at 4 share 4 frames
+    first, second = seq[:, 0:8], seq[:, 4:12]
+    assert float(window_consistency(first, second, 4, rest)) == pytest.approx(0.0, abs=1e-12)
+    # frames of the second window after the shared ones do not count
+    late = second.clone().reshape(1, 8, 22, 6)
+    late[0, 4:] = _random_6d(1, 4, seed=6).reshape(4, 22, 6)
+    assert float(window_consistency(first, late.reshape(1, 8, 132), 4, rest)) == pytest.approx(0.0, abs=1e-12)
+    # bend the right elbow by 0.3 rad in shared frame 2: only the right wrist moves, relative to the head
+    bent = second.clone().reshape(1, 8, 22, 6)
+    elbow = trot.sixd_to_matrix(bent[0, 2, 19])
+    bend = trot.axis_angle_to_matrix(torch.tensor([0.0, 0.0, 0.3], dtype=torch.float64))
+    bent[0, 2, 19] = trot.matrix_to_6d(elbow @ bend)
+    off = rest[:, None].expand(1, 8, 22, 3)
+    _, p0 = forward_kinematics_torch(trot.sixd_to_matrix(second.reshape(1, 8, 22, 6)), off)
+    _, p1 = forward_kinematics_torch(trot.sixd_to_matrix(bent), off)
+    moved = (p1 - p0).abs().sum(-1)[0, 2]
+    assert float(moved[21]) > 0.01 and float(moved.sum() - moved[21]) == pytest.approx(0.0, abs=1e-12)
+    got = float(window_consistency(first, bent.reshape(1, 8, 132), 4, rest))
+    assert got == pytest.approx(float(moved[21]) / (4 * 22), rel=1e-9)
+    with pytest.raises(ValueError, match="share no frame"):
+        window_consistency(first, second, 8, rest)

@@ -360,3 +360,36 @@ def test_ema_checkpoints_hold_the_moving_average_and_resume(motions: list, tmp_p
     assert meta["training"]["config"]["ema"] == 0.75
     with pytest.raises(ValueError, match="ema"):
         train(motions, str(tmp_path / "bad"), _tiny("kinest", 1, ema=1.0), log=lambda s: None)
+
+
+def test_overlapping_windows_are_ordinary_windows_sharing_frames(motions: list) -> None:
+    w, offset = 24, 10
+    long_local, long_root, rest = kd.MotionWindows(motions, w).sample(3, np.random.default_rng(4), length=w + offset)
+    assert long_local.shape[1] == w + offset
+    first, second = kd.make_overlapping_batches(long_local.double(), long_root.double(), rest.double(), w, offset)
+    # without augmentation each equals make_batch on its own frames (same normalisation as inference)
+    for got, s in ((first, 0), (second, offset)):
+        ref = kd.make_batch(long_local[:, s : s + w].double(), long_root[:, s : s + w].double(), rest.double())
+        assert torch.allclose(got.features, ref.features) and torch.allclose(got.target, ref.target)
+    assert torch.equal(first.target[:, offset:], second.target[:, : w - offset])
+    # with augmentation both see the same body and tracking noise on their shared frames
+    gen = torch.Generator().manual_seed(0)
+    a, b = kd.make_overlapping_batches(long_local, long_root, rest, w, offset, kd.AugmentConfig(), gen)
+    assert torch.equal(a.target[:, offset:], b.target[:, : w - offset])
+    assert torch.allclose(a.features[:, offset + 1 :, :36], b.features[:, 1 : w - offset, :36])
+    both = kd.Batch.cat(a, b)
+    assert both.features.shape[0] == 6 and torch.equal(both.rest_offsets[3:], b.rest_offsets)
+    with pytest.raises(ValueError, match="offset"):
+        kd.make_overlapping_batches(long_local, long_root, rest, w, 0)
+
+
+def test_training_with_the_window_consistency_loss(motions: list, tmp_path: Path) -> None:
+    lines: list[str] = []
+    cfg = _tiny("kinest", 2, loss={"rotation": 1.0, "window_consistency": 1.0})
+    s = train(motions, str(tmp_path / "wc"), cfg, log=lines.append)
+    assert s["windows_seen"] == 2 * cfg.batch_size  # pairs count as the windows they are
+    assert any("window_consistency" in line for line in lines)
+    with pytest.raises(ValueError, match="batch_size"):
+        bad = _tiny("kinest", 1, loss={"window_consistency": 1.0})
+        bad.batch_size = 1
+        train(motions, str(tmp_path / "bad"), bad)
