@@ -223,3 +223,37 @@ def test_mamba2_fast_scan_gradients_match_reference_scan() -> None:
     for k, ref in grads["reference"].items():
         assert torch.allclose(grads["fast"][k], ref, atol=1e-10), k
         assert torch.allclose(grads["fast_autograd"][k], ref, atol=1e-10), k
+
+
+def test_scan_scratch_buffers_belong_to_their_thread() -> None:
+    """A worker thread's scratch buffers are its own and are freed when it ends (no growth per job)."""
+    import gc
+    import threading
+    import weakref
+
+    from kinest_core.model import ssd
+
+    x = torch.randn(1, 40, 2, 4, requires_grad=True)
+    dt = torch.rand(1, 40, 2) * 0.1
+    A = -torch.rand(2)
+    B, C = torch.randn(1, 40, 1, 8), torch.randn(1, 40, 1, 8)
+    grads: list[torch.Tensor] = []
+    refs: list[weakref.ref] = []
+
+    def run() -> None:
+        y = ssd.ssd_chunked(x, dt, A, B, C, chunk_size=8)
+        grads.append(torch.autograd.grad(y.sum(), x)[0])
+        buffers = ssd._SCRATCH.__dict__.get("buffers", {})
+        assert buffers, "the fast backward used no scratch buffer"
+        refs.extend(weakref.ref(t) for t in buffers.values())
+
+    ssd.clear_ssd_scratch()
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    del t
+    gc.collect()
+    assert refs and all(r() is None for r in refs)
+    assert not ssd._SCRATCH.__dict__.get("buffers")  # the main thread never saw them
+    ref = torch.autograd.grad(ssd.ssd_chunked_reference(x, dt, A, B, C, chunk_size=8).sum(), x)[0]
+    assert torch.allclose(grads[0], ref, atol=1e-5)

@@ -220,7 +220,8 @@ def _bc(t: Tensor) -> Tensor:
     return t.unsqueeze(-1)
 
 
-_SCRATCH: dict[tuple[int, str, torch.dtype], Tensor] = {}
+# Per thread, so buffers go away with the thread (the add-on runs each reconstruction on a new one).
+_SCRATCH = threading.local()
 
 
 def _scratch(slot: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
@@ -233,18 +234,19 @@ def _scratch(slot: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
     numel = math.prod(shape)
     if like.device.type != "cpu":
         return like.new_empty(shape)
-    key = (threading.get_ident(), slot, like.dtype)
-    buf = _SCRATCH.get(key)
+    key = (slot, like.dtype)
+    buffers: dict[tuple[str, torch.dtype], Tensor] = _SCRATCH.__dict__.setdefault("buffers", {})
+    buf = buffers.get(key)
     if buf is None or buf.numel() < numel:
         with torch.inference_mode(False):  # a normal tensor: writable in and out of inference mode
             buf = torch.empty(numel, dtype=like.dtype, device=like.device)
-        _SCRATCH[key] = buf
+        buffers[key] = buf
     return buf[:numel].view(shape)
 
 
 def clear_ssd_scratch() -> None:
-    """Free the backward's reusable buffers (:func:`_scratch`)."""
-    _SCRATCH.clear()
+    """Free this thread's reusable buffers (:func:`_scratch`)."""
+    _SCRATCH.__dict__.pop("buffers", None)
 
 
 def _stack_states(xs_: Tensor, s_out: Tensor, pm: Tensor, b: int, c: int) -> None:
