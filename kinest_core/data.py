@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
 import numpy as np
@@ -91,27 +91,17 @@ class Batch:
     positions: Tensor  # (B, F, 22, 3) ground-truth joints, canonicalised like the features
     local: Tensor  # (B, F, 22, 3, 3)
 
+    def tensors(self) -> tuple[Tensor, ...]:
+        """The fields in order (what the constructor takes)."""
+        return tuple(getattr(self, f.name) for f in fields(self))
+
     @staticmethod
     def cat(first: Batch, second: Batch) -> Batch:
         """The windows of both, first's then second's."""
-        return Batch(
-            *(
-                torch.cat([a, b])
-                for a, b in zip(
-                    (first.features, first.target, first.rest_offsets, first.positions, first.local),
-                    (second.features, second.target, second.rest_offsets, second.positions, second.local),
-                    strict=True,
-                )
-            )
-        )
+        return Batch(*(torch.cat([a, b]) for a, b in zip(first.tensors(), second.tensors(), strict=True)))
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(
-            *(
-                t.to(device, non_blocking=True)
-                for t in (self.features, self.target, self.rest_offsets, self.positions, self.local)
-            )
-        )
+        return Batch(*(t.to(device, non_blocking=True) for t in self.tensors()))
 
 
 class MotionWindows:

@@ -106,7 +106,8 @@ def evaluate_motions(
         seams: list[int] | None = None
         if mode == "protocol":
             pred = predict_local(model, r, p, device, batch_size)
-            seams = protocol_seams(max(len(r), model_window(model)), model_window(model))
+            w = model_window(model)
+            seams = protocol_seams(max(len(r), w), w)
         elif isinstance(model, KineST):
             pred = predict_with_inference(model, r, p, mode, device)
         else:

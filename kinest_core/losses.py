@@ -47,6 +47,12 @@ def angular_velocity(rotations: Tensor) -> Tensor:
     return trot.matrix_to_axis_angle(rel)
 
 
+def head_relative(pred: Tensor, target: Tensor) -> Tensor:
+    """Difference of two joint-position sets (..., F, 22, 3), each taken relative to its own head:
+    the protocol places the body by the head, so this is what MPJVE and jitter see."""
+    return (pred - pred[..., HEAD : HEAD + 1, :]) - (target - target[..., HEAD : HEAD + 1, :])
+
+
 def window_consistency(first: Tensor, second: Tensor, offset: int, rest_offsets: Tensor) -> Tensor:
     """L1 (m, summed over x, y, z, mean over joints and frames) between the head-relative FK joints of
     ``first`` and ``second`` (batch, frames, 132) on the frames they share: ``second`` starts ``offset``
@@ -57,11 +63,9 @@ def window_consistency(first: Tensor, second: Tensor, offset: int, rest_offsets:
         raise ValueError(f"windows of {f} frames offset by {offset} share no frame")
     a = trot.sixd_to_matrix(first[:, offset:].reshape(b, shared, NUM_JOINTS, 6))
     c = trot.sixd_to_matrix(second[:, :shared].reshape(b, shared, NUM_JOINTS, 6))
-    off = rest_offsets[:, None].expand(b, shared, NUM_JOINTS, 3)
-    _, pa = forward_kinematics_torch(a, off)
-    _, pc = forward_kinematics_torch(c, off)
-    rel = (pa - pa[:, :, HEAD : HEAD + 1]) - (pc - pc[:, :, HEAD : HEAD + 1])
-    return rel.abs().sum(-1).mean()
+    _, pa = forward_kinematics_torch(a, rest_offsets[:, None].expand(b, shared, NUM_JOINTS, 3))
+    _, pc = forward_kinematics_torch(c, rest_offsets[:, None].expand(b, shared, NUM_JOINTS, 3))
+    return head_relative(pa, pc).abs().sum(-1).mean()
 
 
 def kinest_loss(
@@ -99,8 +103,7 @@ def kinest_loss(
             _, tp = forward_kinematics_torch(tm, off)
             if cfg.fk_position:
                 parts["fk_position"] = (pp - tp).abs().sum(-1).mean()
-            # Head-relative, as the body is placed by the tracked head: what MPJVE and jitter measure.
-            rel_err = (pp - pp[:, :, HEAD : HEAD + 1]) - (tp - tp[:, :, HEAD : HEAD + 1])
+            rel_err = head_relative(pp, tp)
             if cfg.fk_velocity and f > 1:
                 parts["fk_velocity"] = torch.diff(rel_err, dim=1).abs().sum(-1).mean()
             if cfg.fk_acceleration and f > 2:

@@ -288,7 +288,7 @@ def _train(
     step, seen, elapsed = 0, 0, 0.0
     bad_in_row, skipped = 0, 0
     _lr_at(config, 0)  # an unknown schedule fails here, not mid-run
-    if LossConfig.from_dict(config.loss).window_consistency > 0 and config.batch_size < 2:
+    if loss_cfg.window_consistency > 0 and config.batch_size < 2:
         raise ValueError("the window_consistency loss needs batch_size >= 2 (it trains on window pairs)")
     if not 0.0 <= config.ema < 1.0:
         raise ValueError(f"ema must be in [0, 1) (a decay per iteration, e.g. 0.998), got {config.ema}")

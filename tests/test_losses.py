@@ -90,13 +90,19 @@ def test_fk_velocity_counts_a_shaking_forearm_relative_to_the_head() -> None:
     assert parts["fk_velocity"] == pytest.approx(0.0, abs=1e-12)
 
 
-def test_fk_acceleration_of_a_shaking_forearm() -> None:
-    """Elbow 0, 0.3, 0, 0.3 rad: the wrist's second difference is +-2 (R o - o) in both inner frames."""
+def _shaking_forearm() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rest offsets, a 4-frame T-pose target, a prediction whose left elbow goes 0, 0.3, 0, 0.3 rad, the bend."""
     rest = torch.tensor(Skeleton.neutral().rest_offsets, dtype=torch.float64)[None]
     target = trot.matrix_to_6d(torch.eye(3, dtype=torch.float64)).repeat(1, 4, 22, 1)
     pred = target.clone()
     bend = trot.axis_angle_to_matrix(torch.tensor([0.0, 0.0, 0.3], dtype=torch.float64))
     pred[0, 1::2, 18] = trot.matrix_to_6d(bend)
+    return rest, target, pred, bend
+
+
+def test_fk_acceleration_of_a_shaking_forearm() -> None:
+    """Elbow 0, 0.3, 0, 0.3 rad: the wrist's second difference is +-2 (R o - o) in both inner frames."""
+    rest, target, pred, bend = _shaking_forearm()
     cfg = LossConfig(rotation=0.0, root=0.0, angular_velocity=0.0, fk_acceleration=1.0)
     _, parts = kinest_loss(pred.reshape(1, 4, 132), target.reshape(1, 4, 132), cfg, rest)
     o = rest[0, 20]
@@ -106,11 +112,7 @@ def test_fk_acceleration_of_a_shaking_forearm() -> None:
 
 def test_fk_jerk_of_a_shaking_forearm() -> None:
     """Elbow 0, 0.3, 0, 0.3 rad: the wrist's one third difference is v + 3 v = 4 (R o - o)."""
-    rest = torch.tensor(Skeleton.neutral().rest_offsets, dtype=torch.float64)[None]
-    target = trot.matrix_to_6d(torch.eye(3, dtype=torch.float64)).repeat(1, 4, 22, 1)
-    pred = target.clone()
-    bend = trot.axis_angle_to_matrix(torch.tensor([0.0, 0.0, 0.3], dtype=torch.float64))
-    pred[0, 1::2, 18] = trot.matrix_to_6d(bend)
+    rest, target, pred, bend = _shaking_forearm()
     cfg = LossConfig(rotation=0.0, root=0.0, angular_velocity=0.0, fk_jerk=1.0)
     _, parts = kinest_loss(pred.reshape(1, 4, 132), target.reshape(1, 4, 132), cfg, rest)
     o = rest[0, 20]
