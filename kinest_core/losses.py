@@ -32,6 +32,9 @@ class LossConfig:
     # L1 (m) between head-relative joints of two overlapping windows on their shared frames: a frame's
     # pose should not depend on which window it is in (window seams). Training then draws window pairs.
     window_consistency: float = 0.0
+    # Share of each batch drawn as overlapping pairs for that loss (1: all of it). Pairs repeat their motion,
+    # so a smaller share keeps more distinct motion per batch.
+    window_consistency_share: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -208,6 +208,14 @@ def _init_distributed(device: torch.device) -> tuple[_Dist, torch.device]:
     return _Dist(rank, world, local), device
 
 
+def consistency_pairs(batch_size: int, share: float) -> int:
+    """Overlapping window pairs in a batch for the window-consistency loss: ``share`` of the batch
+    in pairs, at least one pair and at most half the batch."""
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"window_consistency_share must be in (0, 1], got {share}")
+    return max(1, min(batch_size // 2, round(batch_size * share / 2)))
+
+
 def _lr_at(config: TrainConfig, step: int, elapsed_s: float = 0.0) -> float:
     """Learning rate at ``step``; cosine progress is the larger of the iteration and time fractions."""
     warm = min(1.0, 0.01 + 0.99 * step / config.warmup) if config.warmup > 0 else 1.0
@@ -290,6 +298,8 @@ def _train(
     _lr_at(config, 0)  # an unknown schedule fails here, not mid-run
     if loss_cfg.window_consistency > 0 and config.batch_size < 2:
         raise ValueError("the window_consistency loss needs batch_size >= 2 (it trains on window pairs)")
+    if loss_cfg.window_consistency > 0:
+        consistency_pairs(config.batch_size, loss_cfg.window_consistency_share)  # a bad share fails here
     if not 0.0 <= config.ema < 1.0:
         raise ValueError(f"ema must be in [0, 1) (a decay per iteration, e.g. 0.998), got {config.ema}")
     averaged = (
@@ -416,12 +426,17 @@ def _train(
     model.train()
     while step < config.iterations:
         t0 = time.perf_counter()
-        offset = 0
-        if loss_cfg.window_consistency > 0:  # half the batch: windows that overlap the other half's
+        offset = pairs = 0
+        if loss_cfg.window_consistency > 0:  # pairs of overlapping windows first, then single windows
             offset = int(rng.integers(1, window))
-            sampled = windows.sample(config.batch_size // 2, rng, length=window + offset)
+            pairs = consistency_pairs(config.batch_size, loss_cfg.window_consistency_share)
+            sampled = windows.sample(pairs, rng, length=window + offset)
             local, root, rest = (t.to(device, non_blocking=True) for t in sampled)
             batch = Batch.cat(*make_overlapping_batches(local, root, rest, window, offset, aug_cfg, gen))
+            if config.batch_size > 2 * pairs:
+                single = windows.sample(config.batch_size - 2 * pairs, rng)
+                local, root, rest = (t.to(device, non_blocking=True) for t in single)
+                batch = Batch.cat(batch, make_batch(local, root, rest, aug_cfg, gen))
         else:
             local, root, rest = (t.to(device, non_blocking=True) for t in windows.sample(config.batch_size, rng))
             batch = make_batch(local, root, rest, aug_cfg, gen)
@@ -437,8 +452,8 @@ def _train(
                 pred = net(batch.features)
             loss, parts = kinest_loss(pred.float(), batch.target, loss_cfg, batch.rest_offsets)
             if offset:
-                half = pred.shape[0] // 2
-                term = window_consistency(pred[:half].float(), pred[half:].float(), offset, batch.rest_offsets[:half])
+                first, second = pred[:pairs].float(), pred[pairs : 2 * pairs].float()
+                term = window_consistency(first, second, offset, batch.rest_offsets[:pairs])
                 loss = loss + loss_cfg.window_consistency * term
                 parts["window_consistency"] = float(term.detach())
             opt.zero_grad(set_to_none=True)

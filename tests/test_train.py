@@ -393,3 +393,35 @@ def test_training_with_the_window_consistency_loss(motions: list, tmp_path: Path
         bad = _tiny("kinest", 1, loss={"window_consistency": 1.0})
         bad.batch_size = 1
         train(motions, str(tmp_path / "bad"), bad)
+
+
+def test_window_consistency_share_mixes_pairs_and_single_windows(motions: list, tmp_path: Path) -> None:
+    from kinest_core.train import consistency_pairs
+
+    assert consistency_pairs(16, 1.0) == 8 and consistency_pairs(17, 1.0) == 8  # odd: one single window
+    assert consistency_pairs(16, 0.5) == 4 and consistency_pairs(16, 0.25) == 2
+    assert consistency_pairs(16, 0.01) == 1 and consistency_pairs(2, 0.3) == 1  # always one pair
+    lines: list[str] = []
+    cfg = _tiny("kinest", 2, loss={"rotation": 1.0, "window_consistency": 1.0, "window_consistency_share": 0.5})
+    cfg.batch_size = 7  # 2 pairs + 3 single windows
+    s = train(motions, str(tmp_path / "wc"), cfg, log=lines.append)
+    assert s["windows_seen"] == 2 * 7
+    assert any("window_consistency" in line for line in lines)
+    for share in (0.0, 1.5):
+        bad = _tiny("kinest", 1, loss={"window_consistency": 1.0, "window_consistency_share": share})
+        with pytest.raises(ValueError, match="window_consistency_share"):
+            train(motions, str(tmp_path / "bad"), bad)
+
+
+def test_every_shipped_training_config_loads() -> None:
+    """The configs the README and scripts/gpu_session.sh name: unknown keys or loss terms fail here, not on a GPU."""
+    from kinest_core.losses import LossConfig
+
+    paths = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.json"))
+    assert len(paths) >= 5
+    for path in paths:
+        cfg = TrainConfig.load(str(path))
+        raw = json.loads(path.read_text())
+        unknown = set(raw.get("loss", {})) - set(LossConfig.__dataclass_fields__)
+        assert not unknown, f"{path.name}: unknown loss terms {unknown}"
+        assert cfg.model in ("kinest", "avatarposer", "mean_pose")
