@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from kinest_core.hardware import cpu_bf16_support
 from kinest_core.inference import InferenceStats, reconstruct
 from kinest_core.model import KineST, KineSTConfig
 from kinest_core.model.ssd import Mamba2, ssd_chunked, ssd_chunked_autograd, ssd_chunked_reference, ssd_recurrent
@@ -54,35 +55,6 @@ def interleaved_times(
 def median_ratio(num: list[float], den: list[float]) -> float:
     """Median over rounds of num/den, each round's pair measured back to back."""
     return float(statistics.median(a / b for a, b in zip(num, den, strict=True)))
-
-
-def cpu_bf16_support() -> tuple[bool, str]:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX on x86, BF16 on Arm), and why.
-
-    Without it torch emulates bf16 matmuls and autocast makes training slower, so bf16 timings
-    are only worth taking where this is True. Reads the Linux ``/proc/cpuinfo`` flags; torch's
-    own ``get_cpu_capability()`` names AMX where it uses it.
-    """
-    cap = torch.backends.cpu.get_cpu_capability()
-    flags: set[str] = set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith(("flags", "Features")):
-                    flags.update(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
-    hits = sorted(flags & {"avx512_bf16", "amx_bf16", "bf16"})
-    if hits:
-        return True, f"CPU flags {', '.join(hits)} (torch CPU capability {cap})"
-    if "AMX" in cap.upper() or "BF16" in cap.upper():
-        return True, f"torch CPU capability {cap}"
-    where = "in /proc/cpuinfo" if flags else "(no /proc/cpuinfo flags to read)"
-    return (
-        False,
-        f"no avx512_bf16, amx_bf16 or bf16 CPU flag {where}, torch CPU capability {cap}: bf16 would be emulated",
-    )
 
 
 def synthetic_tracking(frames: int, seed: int = 0, noise: float = 0.002) -> TrackingSequence:

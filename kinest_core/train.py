@@ -31,6 +31,7 @@ from torch import nn
 from kinest_core.baselines import AvatarPoserConfig, AvatarPoserLite, MeanPose, MeanPoseConfig
 from kinest_core.data import AugmentConfig, Batch, MotionWindows, make_batch, make_overlapping_batches
 from kinest_core.evaluate import model_window
+from kinest_core.hardware import resolve_amp
 from kinest_core.losses import LossConfig, kinest_loss, window_consistency
 from kinest_core.model.checkpoint import checkpoint_base, save_checkpoint
 from kinest_core.types import Motion
@@ -74,7 +75,9 @@ class TrainConfig:
     augment: dict[str, Any] = field(default_factory=lambda: AugmentConfig().to_dict())
     device: str = "auto"
     threads: int = 0  # torch CPU threads (0: torch's default; on a busy shared CPU use 1)
-    amp: bool = False  # bf16 autocast of the forward pass (CUDA, or CPUs with AVX512-BF16/AMX; slower on others)
+    # bf16 autocast of the forward pass: true, false, or "auto" (on for CPUs with native bf16, else off;
+    # kinest_core.hardware.resolve_amp); the checkpoint records what it resolved to.
+    amp: bool | str = "auto"
     matmul_precision: str = "highest"  # float32 matmuls: highest | high (TF32 on CUDA) | medium
     max_minutes: float = 0.0  # stop (and save) after this much training time (0: no limit)
     # Exponential moving average of the weights, decay per iteration (e.g. 0.998; 0: off). Small-batch
@@ -275,6 +278,7 @@ def _train(
     say = log or (lambda s: print(s, flush=True))
     device = resolve_device(config.device)
     dist_info, device = _init_distributed(device)
+    use_amp, amp_why = resolve_amp(config.amp, device)  # a bad value fails before anything is written
     out = Path(out_dir)
     if dist_info.main:
         out.mkdir(parents=True, exist_ok=True)
@@ -340,6 +344,7 @@ def _train(
             f"training {config.model} ({n_params / 1e6:.2f}M parameters) on {hardware}: {len(windows)} motions, "
             f"{windows.frames} frames, batch {config.batch_size} x {dist_info.world}, {config.iterations} iterations"
         )
+        say(f"bf16 autocast {'on' if use_amp else 'off'} ({amp_why})")
     started = _dt.datetime.now(_dt.timezone.utc)
     last_val: dict[str, Any] = {}
     logf = open(out / "log.jsonl", "a", encoding="utf-8") if dist_info.main else None  # noqa: SIM115
@@ -354,6 +359,7 @@ def _train(
                 "windows_seen": seen,
                 "batch_size": config.batch_size * dist_info.world,
                 "hardware": hardware,
+                "amp": use_amp,
                 "time_s": round(elapsed, 1),
                 "started_utc": started.isoformat(timespec="seconds"),
                 "saved_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -448,7 +454,7 @@ def _train(
         else:
             for g in opt.param_groups:
                 g["lr"] = _lr_at(config, step, elapsed)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 pred = net(batch.features)
             loss, parts = kinest_loss(pred.float(), batch.target, loss_cfg, batch.rest_offsets)
             if offset:

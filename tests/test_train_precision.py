@@ -87,3 +87,34 @@ def test_thread_count_is_restored_after_the_run(motions: list, tmp_path: Path) -
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_amp_auto_follows_the_cpu_and_is_recorded(motions: list, tmp_path: Path) -> None:
+    from kinest_core.hardware import cpu_bf16_support, resolve_amp
+
+    native = cpu_bf16_support()[0]
+    assert TrainConfig().amp == "auto"
+    assert resolve_amp("auto", torch.device("cpu"))[0] is native
+    assert resolve_amp("auto", torch.device("cuda"))[0] is False  # TF32 there, not bf16
+    assert resolve_amp(True, torch.device("cpu"))[0] is True and resolve_amp(False, torch.device("cpu"))[0] is False
+    lines: list[str] = []
+    out = tmp_path / "auto"
+    train(motions, str(out), _tiny(1), log=lines.append)
+    meta = json.loads((out / "checkpoint_last.json").read_text())["training"]
+    assert meta["config"]["amp"] == "auto" and meta["amp"] is native
+    assert any(line.startswith(f"bf16 autocast {'on' if native else 'off'} (auto: ") for line in lines)
+    with pytest.raises(ValueError, match="amp must be"):
+        train(motions, str(tmp_path / "bad"), _tiny(1, amp="yes"), log=lambda s: None)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_cli_amp_flags_override_the_config() -> None:
+    from kinest_core.cli import build_parser
+
+    parser = build_parser()
+    base = ["train", "--data", "d", "--out", "o"]
+    assert parser.parse_args(base).amp is None  # the config decides (auto by default)
+    assert parser.parse_args([*base, "--amp"]).amp is True
+    assert parser.parse_args([*base, "--no-amp"]).amp is False
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--amp", "--no-amp"])

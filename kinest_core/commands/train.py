@@ -39,9 +39,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int, help="iterations between checkpoints")
     p.add_argument("--val-every", type=int, help="iterations between validations")
     p.add_argument("--max-minutes", type=float, help="stop and save after this much training time")
-    p.add_argument(
-        "--amp", action="store_true", help="bf16 autocast (CUDA; on CPU only with AVX512-BF16 or AMX, else slower)"
+    amp = p.add_mutually_exclusive_group()
+    amp.add_argument(
+        "--amp",
+        action="store_const",
+        const=True,
+        dest="amp",
+        help="bf16 autocast of the forward pass (the config's default, auto: on for CPUs with native bf16)",
     )
+    amp.add_argument("--no-amp", action="store_const", const=False, dest="amp", help="float32 throughout")
     p.add_argument(
         "--ema", type=float, metavar="DECAY", help="keep a moving average of the weights (e.g. 0.998) and save that"
     )
@@ -91,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
     for k, v in overrides.items():
         if v is not None:
             setattr(cfg, k, v)
-    if args.amp:
-        cfg.amp = True
+    if args.amp is not None:
+        cfg.amp = args.amp
     if args.tiny:
         cfg.model_config = {**cfg.model_config, "preset": "tiny"}
     cache = os.path.join(args.out, "cache")
