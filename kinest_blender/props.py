@@ -78,6 +78,12 @@ class KinestSettings(bpy.types.PropertyGroup):
         subtype="DISTANCE",
         description="Performer's standing height; 0 estimates it from the headset",
     )
+    pin_hands: BoolProperty(
+        name="Pin Hands",
+        default=True,
+        description="Bend the arms so the wrists land exactly on the tracked controllers "
+        "(off: keep the network's arms as predicted)",
+    )
     head_offset: FloatVectorProperty(
         name="Head Offset",
         size=3,

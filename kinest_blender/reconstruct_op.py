@@ -356,7 +356,10 @@ def start_job(context: bpy.types.Context, compute: Callable[..., Motion] | None 
             frame_start=int(root.get("kinest_frame_start", 1)),
             # Headless there is no UI to keep responsive; a thread count the user set is used as set.
             leave_core_free=not bpy.app.background and not settings.threads,
-            extra={"stride": settings.stride} if settings.mode == "online" else {},
+            extra={
+                "pin_hands": settings.pin_hands,
+                **({"stride": settings.stride} if settings.mode == "online" else {}),
+            },
         )
         worker_python, worker_timeout = prefs.worker_settings(context)
         if compute is None and worker_python:

@@ -50,6 +50,7 @@ class KINEST_PT_main(bpy.types.Panel):
         if settings.mode == "online":
             col.prop(settings, "stride")
         col.prop(settings, "body_height")
+        col.prop(settings, "pin_hands")
         col.prop(settings, "bone_names")
         sub = layout.column(heading="Calibration")
         sub.use_property_split = True

@@ -22,6 +22,7 @@ from kinest_core import metrics as mx
 from kinest_core import rotations as rot
 from kinest_core import rotations_torch as trot
 from kinest_core.data import protocol_seams, protocol_windows, tracked_joints, window_features
+from kinest_core.ik import pin_wrists
 from kinest_core.model import KineST
 from kinest_core.skeleton import NUM_JOINTS, TRACKED_JOINTS
 from kinest_core.types import Motion
@@ -71,7 +72,11 @@ def predict_local(
 
 
 def predict_with_inference(
-    model: KineST, tracked_rot: NDArray, tracked_pos: NDArray, mode: str, device: str | torch.device = "cpu"
+    model: KineST,
+    tracked_rot: NDArray,
+    tracked_pos: NDArray,
+    mode: str,
+    device: str | torch.device = "cpu",
 ) -> Array:
     """Local rotations (F, 22, 3, 3) from :func:`kinest_core.inference.reconstruct` in ``mode`` (offline, online...)."""
     from kinest_core.inference import reconstruct
@@ -82,7 +87,7 @@ def predict_with_inference(
     mats[:, :, :3, :3] = tracked_rot
     mats[:, :, :3, 3] = tracked_pos
     seq = TrackingSequence(np.arange(n) / 60.0, mats[:, 0], mats[:, 1], mats[:, 2], np.ones((n, 3), dtype=bool))
-    out = reconstruct(seq, model=model, mode=mode, device=str(device))
+    out = reconstruct(seq, model=model, mode=mode, device=str(device), pin_hands=False)
     return rot.quat_to_matrix(out.local_rotations)
 
 
@@ -93,11 +98,14 @@ def evaluate_motions(
     batch_size: int = 16,
     progress: Callable[[str], None] | None = None,
     mode: str = "protocol",
+    pin_hands: bool = False,
 ) -> dict[str, Any]:
     """Metrics over all motions (frame-weighted) and per motion: ``{"overall": {...}, "files": {...}}``.
 
     ``mode`` "protocol" is the paper's evaluation; other modes ("offline", "online") run KineST
-    through :func:`kinest_core.inference.reconstruct` as users get it.
+    through :func:`kinest_core.inference.reconstruct` as users get it. ``pin_hands`` applies the
+    hand-pinning IK (:func:`kinest_core.ik.pin_wrists`, as ``reconstruct`` does by default) to any
+    model's prediction, on the motion's own skeleton; the paper's protocol has no such step.
     """
     total = mx.MetricAccumulator()
     files: dict[str, Any] = {}
@@ -112,6 +120,8 @@ def evaluate_motions(
             pred = predict_with_inference(model, r, p, mode, device)
         else:
             raise ValueError(f"mode {mode!r} needs a KineST model; baselines run the protocol only")
+        if pin_hands:
+            pred = pin_wrists(pred, m.rest_offsets, p[:, 1:] - p[:, :1])
         acc = mx.MetricAccumulator()
         acc.add(
             pred,
@@ -134,10 +144,12 @@ def evaluate_tracking(
     model: KineST | str | None = None,
     device: str = "auto",
     progress: Callable[[str], None] | None = None,
+    pin_hands: bool = False,
     **read_options: Any,
 ) -> dict[str, Any]:
     """Real recordings: reconstruct each and measure head/wrist distance to the tracked joints, jitter,
-    foot skating and ground penetration (no full-body ground truth exists)."""
+    foot skating and ground penetration (no full-body ground truth exists). ``pin_hands`` as in
+    ``reconstruct`` (off by default here, so the wrist distances measure the network itself)."""
     from kinest_core.inference import reconstruct
     from kinest_core.io import read_tracking
 
@@ -146,7 +158,7 @@ def evaluate_tracking(
     weights: dict[str, float] = {}
     for path in paths:
         seq = read_tracking(path, **read_options)
-        motion = reconstruct(seq, model=model, device=device)
+        motion = reconstruct(seq, model=model, device=device, pin_hands=pin_hands)
         tracked = seq.transforms()[:, :, :3, 3]
         joints = motion.joint_positions
         n = min(joints.shape[0], tracked.shape[0])

@@ -31,6 +31,7 @@ from kinest_core import rotations as rot
 from kinest_core import rotations_torch as trot
 from kinest_core.cancel import Cancelled, CancelToken
 from kinest_core.features import canonicalize_positions, tracking_features
+from kinest_core.ik import pin_wrists, tracking_weights
 from kinest_core.model import KineST, default_checkpoint_path, load_checkpoint
 from kinest_core.skeleton import HEAD, NUM_JOINTS, Skeleton, forward_kinematics
 from kinest_core.types import Motion, TrackingSequence
@@ -137,6 +138,7 @@ def reconstruct(
     overlap: int = 32,
     stride: int = 1,
     stats: InferenceStats | None = None,
+    pin_hands: bool = True,
 ) -> Motion:
     """Reconstruct full-body motion from head and wrist joint tracking (60 fps, Z-up metres).
 
@@ -146,7 +148,8 @@ def reconstruct(
     ``batch_size``: windows per network call; by default ``CPU_BATCH`` on the CPU (small batches
     run fastest there and keep torch's working memory small) and ``GPU_BATCH`` on CUDA.
     Memory grows with the length of the take only through its own arrays (about 1.3 kB per
-    frame), never with the number of windows.
+    frame), never with the number of windows. ``pin_hands``: bend the arms so the wrists land on
+    the tracked wrists (:func:`kinest_core.ik.pin_wrists`), fading out where a hand's tracking is lost.
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
@@ -180,7 +183,12 @@ def reconstruct(
     finally:
         if dev.type == "cpu":
             torch.set_num_threads(threads_before)
-    root_translation, joint_positions = _place_body(quats, skeleton.rest_offsets, tracking.head[:, :3, 3], cancel)
+    head = tracking.head[:, :3, 3]
+    pin = None
+    if pin_hands:
+        wrists = np.stack([tracking.left_wrist[:, :3, 3], tracking.right_wrist[:, :3, 3]], axis=1)
+        pin = (wrists - head[:, None, :], tracking_weights(tracking.valid))
+    root_translation, joint_positions = _place_body(quats, skeleton.rest_offsets, head, cancel, pin)
     seconds = time.perf_counter() - t0
 
     info = {
@@ -191,6 +199,7 @@ def reconstruct(
         "frames_per_second": n / seconds if seconds > 0 else None,
         "body_height_m": skeleton.height,
         "checkpoint": meta.get("name") or meta.get("checkpoint"),
+        "pin_hands": pin_hands,
     }
     if stats is not None:
         stats.device, stats.frames, stats.seconds = str(dev), n, seconds
@@ -290,10 +299,16 @@ POST_CHUNK_FRAMES = 16384
 
 
 def _place_body(
-    quats: NDArray[np.float64], rest_offsets: NDArray, head_positions: NDArray, cancel: CancelToken | None = None
+    quats: NDArray[np.float64],
+    rest_offsets: NDArray,
+    head_positions: NDArray,
+    cancel: CancelToken | None = None,
+    pin: tuple[NDArray, NDArray] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Normalise ``quats`` in place (w >= 0 on the first frame, signs continuous over time) and
     place the body so its head joint lands on ``head_positions``: (root translation, joint positions).
+    ``pin``: (wrist targets relative to the head (F, 2, 3), weights (F, 2)) for :func:`pin_wrists`,
+    applied to ``quats`` in place before the body is placed.
 
     Runs ``POST_CHUNK_FRAMES`` frames at a time; the sign of each chunk follows the last frame of
     the one before, which gives exactly the signs of one pass over the whole sequence.
@@ -308,12 +323,17 @@ def _place_body(
         b = min(n, a + POST_CHUNK_FRAMES)
         c = quats[a:b]
         c /= np.linalg.norm(c, axis=-1, keepdims=True)
+        if pin is not None:
+            mats = pin_wrists(rot.quat_to_matrix(c), rest_offsets, pin[0][a:b], pin[1][a:b])
+            c[:] = rot.matrix_to_quat(mats)
         c *= np.where(c[..., :1] < 0, -1.0, 1.0)  # w >= 0, as matrix_to_quat gives
         c[:] = rot.quat_make_continuous(c, axis=0)
         if prev is not None:
             c *= np.where(np.sum(c[:1] * prev, axis=-1, keepdims=True) < 0, -1.0, 1.0)
+        if pin is None:
+            mats = rot.quat_to_matrix(c)
         prev = c[-1:].copy()
-        _, fk = forward_kinematics(rot.quat_to_matrix(c), rest_offsets)
+        _, fk = forward_kinematics(mats, rest_offsets)
         root[a:b] = head_positions[a:b] - fk[:, HEAD]
         positions[a:b] = fk + root[a:b, None, :]
     return root, positions

@@ -56,6 +56,7 @@ RECONSTRUCT_OPTIONS = (
     "batch_size",
     "overlap",
     "stride",
+    "pin_hands",
 )
 
 

@@ -55,6 +55,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=("protocol", "offline", "online"),
         help="protocol: the paper's windows (default); offline/online: as kinest reconstruct runs (KineST only)",
     )
+    p.add_argument(
+        "--pin-hands",
+        action="store_true",
+        help="apply the hand-pinning IK (kinest reconstruct's default) to the prediction; the paper's protocol "
+        "has no such step, so it is off by default",
+    )
     p.add_argument("--per-file", action="store_true", help="also list every file")
     p.add_argument(
         "--ground-truth",
@@ -128,7 +134,9 @@ def run(args: argparse.Namespace) -> int:
         if not isinstance(model, KineST):
             print("kinest evaluate: --tracking needs a KineST checkpoint (reconstruct runs KineST)", file=sys.stderr)
             return 1
-        res = evaluate_tracking(tracking_files(args.tracking), model=model, device=str(device), progress=say)
+        res = evaluate_tracking(
+            tracking_files(args.tracking), model=model, device=str(device), progress=say, pin_hands=args.pin_hands
+        )
         rows: tuple[tuple[str, str], ...] = TRACKING_ROWS
     else:
         from kinest_core.evaluate import evaluate_motions
@@ -139,7 +147,13 @@ def run(args: argparse.Namespace) -> int:
             print("kinest evaluate: no motion found in --data", file=sys.stderr)
             return 1
         res = evaluate_motions(
-            model, motions, device, args.batch_size, progress=say if args.per_file else None, mode=args.mode
+            model,
+            motions,
+            device,
+            args.batch_size,
+            progress=say if args.per_file else None,
+            mode=args.mode,
+            pin_hands=args.pin_hands,
         )
         rows = ROWS
     out: dict[str, Any] = dict(res["overall"])
@@ -147,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
     out["architecture"] = meta.get("architecture", "KineST")
     if args.data:
         out["mode"] = args.mode
+    out["pin_hands"] = args.pin_hands
     if args.per_file:
         out["files"] = res["files"]
     if args.json:

@@ -18,6 +18,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--height", type=float, help="performer height in metres (default: estimated from the recording)")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument(
+        "--no-pin-hands",
+        dest="pin_hands",
+        action="store_false",
+        help="keep the network's arms as predicted (default: bend them so the wrists land on the tracked wrists)",
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=run)
 
@@ -58,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         body_height=args.height,
         num_threads=args.threads,
         stride=args.stride,
+        pin_hands=args.pin_hands,
         progress=progress,
         stats=stats,
     )

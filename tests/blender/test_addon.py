@@ -152,6 +152,8 @@ def test_reconstruct_through_the_timer_steps(clean, checkpoint):
     sample = [1, frames // 2, frames]
     pos = mod("bake").armature_joint_positions(clean, arm, mod("bake").BONE_NAME_PRESETS["SMPL"], sample)
     np.testing.assert_allclose(pos, job.motion.joint_positions[np.array(sample) - 1], atol=1e-3)
+    if has_inference():
+        assert job.motion.info.get("pin_hands") is True  # the panel's default: hands pinned to the controllers
     if has_inference():  # the network's body carries its head joint onto the tracked head, frame by frame
         head_empty = next(c for c in clean.scene.kinest.tracking.children if c["kinest_device"] == "head")
         for k, f in enumerate(sample):
@@ -169,14 +171,16 @@ def test_online_mode_reports_progress(clean, checkpoint):
     clean.scene.kinest.model_path = str(checkpoint)
     clean.scene.kinest.mode = "online"
     clean.scene.kinest.stride = 2
+    clean.scene.kinest.pin_hands = False
     job = rec.start_job(clean)
-    assert job.opts.extra == {"stride": 2}
+    assert job.opts.extra == {"pin_hands": False, "stride": 2}
     seen = set()
     while (state := rec.step(clean, job)) == rec.RUNNING:
         seen.add(clean.window_manager.kinest_progress.done)
         job.wait(0.01)
     assert state == rec.FINISHED, clean.window_manager.kinest_progress.message
     assert job.motion.info.get("mode") == "online"
+    assert job.motion.info.get("pin_hands") is False  # the panel's choice reached reconstruct
     assert len(seen) >= 2, "progress should move while the worker runs"
 
 
