@@ -3,13 +3,13 @@
 # of the AvatarPoser-style baseline from scratch, side by side on the one GPU, with the same recipe and
 # window budget; weights, configs and logs come back in $OUT (checkpoints split into 15 MB parts:
 # `cat k1.tar.part.* | tar x`). Stages 2+ are CPU fine-tunes here (README, "Training the shipped model").
-#   KCFG / ACFG   stage-1 configs (default configs/kinest_gpu_wc_scratch.json, configs/avatarposer_gpu_scratch.json)
+#   KCFG / ACFG   stage-1 configs (default configs/kinest_gpu_smooth_scratch.json, configs/avatarposer_gpu_scratch.json)
 #   KMIN          KineST's time cap in minutes (the cosine schedule ends there if iterations do not)
 #   ARGS          extra `kinest train` flags for both (the CPU dry run: ARGS="--tiny --iterations 4 --batch-size 4")
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 T0=$(date +%s); el() { echo $(( $(date +%s) - T0 )); }
 OUT=${OUT:-out/gpu_session}; mkdir -p "$OUT"
-KCFG=${KCFG:-configs/kinest_gpu_wc_scratch.json}; ACFG=${ACFG:-configs/avatarposer_gpu_scratch.json}
+KCFG=${KCFG:-configs/kinest_gpu_smooth_scratch.json}; ACFG=${ACFG:-configs/avatarposer_gpu_scratch.json}
 KMIN=${KMIN:-7.0}; ARGS=${ARGS:-}; WORK=${WORK:-/tmp/kinest_gpu}
 rm -rf "$WORK"; mkdir -p "$WORK/k1" "$WORK/ap1"
 python3 scripts/pack_codec.py decode .gpu/train.small.npz "$WORK/train.pack.npz" || exit 1
