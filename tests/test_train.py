@@ -178,6 +178,12 @@ def test_train_checkpoint_resume_and_evaluate(
     n_seam = 3 * len(protocol_seams(doc["frames"], model_window(model)))
     assert n_seam > 0
     assert doc["jitter"] == pytest.approx((doc["jitter_seams"] * n_seam + doc["jitter_interior"] * (n - n_seam)) / n)
+    assert doc["pin_hands"] is False  # the paper's protocol by default
+    ckpt = str(out / "checkpoint_last")
+    assert main(["evaluate", "--data", str(FIX / "02_01_cut.bvh"), "--checkpoint", ckpt, "--pin-hands", "--json"]) == 0
+    pinned = json.loads(capsys.readouterr().out)
+    assert pinned["pin_hands"] is True
+    assert pinned["hand_pe_cm"] < 0.2 * doc["hand_pe_cm"] and pinned["lower_pe_cm"] == pytest.approx(doc["lower_pe_cm"])
     assert main(["evaluate", "--data", str(FIX / "02_01_cut.bvh"), "--ground-truth", "--json"]) == 0
     gt = json.loads(capsys.readouterr().out)
     assert gt["mpjpe_cm"] == pytest.approx(0.0, abs=1e-9) and gt["jitter"] == pytest.approx(gt["gt_jitter"])
