@@ -25,7 +25,7 @@ from kinest_core.data import protocol_seams, protocol_windows, tracked_joints, w
 from kinest_core.ik import pin_wrists
 from kinest_core.model import KineST
 from kinest_core.skeleton import NUM_JOINTS, TRACKED_JOINTS
-from kinest_core.types import Motion
+from kinest_core.types import Motion, TrackingSequence
 
 Array = NDArray[np.float64]
 
@@ -71,22 +71,25 @@ def predict_local(
     return mats
 
 
-def predict_with_inference(
-    model: KineST,
-    tracked_rot: NDArray,
-    tracked_pos: NDArray,
-    mode: str,
-    device: str | torch.device = "cpu",
-) -> Array:
-    """Local rotations (F, 22, 3, 3) from :func:`kinest_core.inference.reconstruct` in ``mode`` (offline, online...)."""
-    from kinest_core.inference import reconstruct
-    from kinest_core.types import TrackingSequence
-
+def tracking_from_joints(tracked_rot: NDArray, tracked_pos: NDArray, fps: float = 60.0) -> TrackingSequence:
+    """Head and wrist world rotations (F, 3, 3, 3) and positions (F, 3, 3), e.g. from
+    :func:`kinest_core.data.tracked_joints`, as a fully valid tracking recording."""
     n = tracked_rot.shape[0]
     mats = np.tile(np.eye(4), (n, 3, 1, 1))
     mats[:, :, :3, :3] = tracked_rot
     mats[:, :, :3, 3] = tracked_pos
-    seq = TrackingSequence(np.arange(n) / 60.0, mats[:, 0], mats[:, 1], mats[:, 2], np.ones((n, 3), dtype=bool))
+    return TrackingSequence(
+        np.arange(n) / fps, mats[:, 0], mats[:, 1], mats[:, 2], np.ones((n, 3), dtype=bool), fps=fps
+    )
+
+
+def predict_with_inference(
+    model: KineST, tracked_rot: NDArray, tracked_pos: NDArray, mode: str, device: str | torch.device = "cpu"
+) -> Array:
+    """Local rotations (F, 22, 3, 3) from :func:`kinest_core.inference.reconstruct` in ``mode`` (offline, online...)."""
+    from kinest_core.inference import reconstruct
+
+    seq = tracking_from_joints(tracked_rot, tracked_pos)
     out = reconstruct(seq, model=model, mode=mode, device=str(device), pin_hands=False)
     return rot.quat_to_matrix(out.local_rotations)
 

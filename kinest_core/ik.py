@@ -18,13 +18,12 @@ from numpy.typing import NDArray
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
-from kinest_core.skeleton import PARENTS, forward_kinematics
+from kinest_core.skeleton import HEAD, PARENTS, forward_kinematics
 
 __all__ = ["ARM_CHAINS", "pin_wrists", "tracking_weights"]
 
 #: (shoulder, elbow, wrist) joint indices of the left and right arm, in tracked-device order.
 ARM_CHAINS: tuple[tuple[int, int, int], ...] = ((16, 18, 20), (17, 19, 21))
-HEAD = 15
 
 
 #: Soft reach (share of the arm's length): near full extension the elbow angle swings wildly for a

@@ -300,10 +300,11 @@ def _train(
     step, seen, elapsed = 0, 0, 0.0
     bad_in_row, skipped = 0, 0
     _lr_at(config, 0)  # an unknown schedule fails here, not mid-run
-    if loss_cfg.window_consistency > 0 and config.batch_size < 2:
-        raise ValueError("the window_consistency loss needs batch_size >= 2 (it trains on window pairs)")
+    pairs = 0  # overlapping window pairs per batch for the window-consistency loss
     if loss_cfg.window_consistency > 0:
-        consistency_pairs(config.batch_size, loss_cfg.window_consistency_share)  # a bad share fails here
+        if config.batch_size < 2:
+            raise ValueError("the window_consistency loss needs batch_size >= 2 (it trains on window pairs)")
+        pairs = consistency_pairs(config.batch_size, loss_cfg.window_consistency_share)  # a bad share fails here
     if not 0.0 <= config.ema < 1.0:
         raise ValueError(f"ema must be in [0, 1) (a decay per iteration, e.g. 0.998), got {config.ema}")
     averaged = (
@@ -432,10 +433,9 @@ def _train(
     model.train()
     while step < config.iterations:
         t0 = time.perf_counter()
-        offset = pairs = 0
-        if loss_cfg.window_consistency > 0:  # pairs of overlapping windows first, then single windows
+        offset = 0
+        if pairs:  # pairs of overlapping windows first, then single windows
             offset = int(rng.integers(1, window))
-            pairs = consistency_pairs(config.batch_size, loss_cfg.window_consistency_share)
             sampled = windows.sample(pairs, rng, length=window + offset)
             local, root, rest = (t.to(device, non_blocking=True) for t in sampled)
             batch = Batch.cat(*make_overlapping_batches(local, root, rest, window, offset, aug_cfg, gen))

@@ -10,6 +10,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from kinest_core.data import tracked_joints
+from kinest_core.evaluate import tracking_from_joints
 from kinest_core.ik import ARM_CHAINS, SOFTNESS, _soft_reach, pin_wrists, tracking_weights
 from kinest_core.inference import reconstruct
 from kinest_core.mocap import convert_bvh
@@ -129,12 +130,7 @@ def test_tracking_weights_ramp_away_from_lost_frames() -> None:
 def _mocap_tracking() -> tuple[TrackingSequence, Skeleton]:
     """Head and wrist joints of a real CMU take (test fixture) as tracking, and that subject's body."""
     motion = convert_bvh(str(FIX / "02_01_cut.bvh"))[0]
-    r, p = tracked_joints(motion)
-    mats = np.tile(np.eye(4), (len(r), 3, 1, 1))
-    mats[..., :3, :3], mats[..., :3, 3] = r, p
-    n = len(r)
-    seq = TrackingSequence(np.arange(n) / 60.0, mats[:, 0], mats[:, 1], mats[:, 2], np.ones((n, 3), dtype=bool))
-    return seq, Skeleton(rest_offsets=motion.rest_offsets)
+    return tracking_from_joints(*tracked_joints(motion)), Skeleton(rest_offsets=motion.rest_offsets)
 
 
 def test_reconstruct_pins_hands_by_default_and_lets_go_where_tracking_is_lost() -> None:

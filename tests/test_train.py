@@ -293,9 +293,9 @@ def test_cli_train_runs_under_torchrun_with_two_processes(tmp_path: Path) -> Non
 def test_evaluation_and_inference_see_the_same_inputs(motions: list) -> None:
     """The protocol prediction of evaluate equals inference.reconstruct(mode="protocol") on the same joints:
     training-side and inference-side features (canonicalisation included) agree."""
+    from kinest_core.evaluate import tracking_from_joints
     from kinest_core.inference import reconstruct
     from kinest_core.model import KineST, KineSTConfig
-    from kinest_core.types import TrackingSequence
 
     torch.manual_seed(0)
     model = KineST(KineSTConfig.tiny())
@@ -303,16 +303,7 @@ def test_evaluation_and_inference_see_the_same_inputs(motions: list) -> None:
         model.head.weight.normal_(0.0, 0.05)
     m = motions[0]
     r, p = kd.tracked_joints(m)
-    mats = np.tile(np.eye(4), (m.num_frames, 3, 1, 1))
-    mats[:, :, :3, :3] = r
-    mats[:, :, :3, 3] = p
-    seq = TrackingSequence(
-        times=np.arange(m.num_frames) / 60.0,
-        head=mats[:, 0],
-        left_wrist=mats[:, 1],
-        right_wrist=mats[:, 2],
-        valid=np.ones((m.num_frames, 3), dtype=bool),
-    )
+    seq = tracking_from_joints(r, p)
     ours = predict_local(model, r, p)
     theirs = rot.quat_to_matrix(
         reconstruct(seq, model=model, mode="protocol", device="cpu", pin_hands=False).local_rotations
