@@ -27,8 +27,13 @@ from torch import Tensor
 
 from kinest_core import rotations as rot
 from kinest_core import rotations_torch as trot
-from kinest_core.features import canonicalize_positions, canonicalize_positions_torch, tracking_features_torch
-from kinest_core.skeleton import MIRROR_JOINTS, NUM_JOINTS, TRACKED_JOINTS, forward_kinematics_torch
+from kinest_core.features import (
+    HEAD_POSITION,
+    canonicalize_positions,
+    canonicalize_positions_torch,
+    tracking_features_torch,
+)
+from kinest_core.skeleton import HEAD, MIRROR_JOINTS, NUM_JOINTS, TRACKED_JOINTS, forward_kinematics_torch
 from kinest_core.types import Motion
 
 WINDOW = 96
@@ -90,6 +95,10 @@ class Batch:
     rest_offsets: Tensor  # (B, 22, 3)
     positions: Tensor  # (B, F, 22, 3) ground-truth joints, canonicalised like the features
     local: Tensor  # (B, F, 22, 3, 3)
+
+    def tracked_head_error(self) -> Tensor:
+        """(B, F, 3) tracked head minus true head: the simulated tracking noise the body is placed by."""
+        return self.features[..., HEAD_POSITION] - self.positions[..., HEAD, :]
 
     def tensors(self) -> tuple[Tensor, ...]:
         """The fields in order (what the constructor takes)."""

@@ -18,6 +18,7 @@ from kinest_core import rotations as rot
 from kinest_core import rotations_torch as trot
 
 NUM_FEATURES = 54
+HEAD_POSITION = slice(36, 39)  # the tracked head's position (m) inside the 54
 
 
 def tracking_features(rotations: NDArray, positions: NDArray) -> NDArray[np.float32]:

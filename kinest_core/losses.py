@@ -29,6 +29,10 @@ class LossConfig:
     fk_velocity: float = 0.0  # L1 (m/frame) on frame-to-frame moves of the joints relative to the head (FK)
     fk_acceleration: float = 0.0  # L1 (m/frame^2) on their second differences: frame-to-frame shake costs most here
     fk_jerk: float = 0.0  # L1 (m/frame^3) on their third differences: what the jitter metric measures
+    # L1 (m/frame^2) on second differences of the joint error with the body placed on the *tracked* head,
+    # its simulated noise included, as the protocol and the extension place it: a shaking head input
+    # should move the neck, not carry the whole body along (needs tracked_head_error).
+    placed_acceleration: float = 0.0
     # L1 (m) between head-relative joints of two overlapping windows on their shared frames: a frame's
     # pose should not depend on which window it is in (window seams). Training then draws window pairs.
     window_consistency: float = 0.0
@@ -76,11 +80,13 @@ def kinest_loss(
     target: Tensor,
     config: LossConfig | None = None,
     rest_offsets: Tensor | None = None,
+    tracked_head_error: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """Total loss and its parts.
 
     ``pred``/``target``: (batch, frames, 132) local 6D rotations in SMPL joint order;
-    ``rest_offsets``: (batch, 22, 3) the bodies, needed only when ``fk_position`` > 0.
+    ``rest_offsets``: (batch, 22, 3) the bodies, needed by the FK terms;
+    ``tracked_head_error``: (batch, frames, 3) tracked minus true head, needed by ``placed_acceleration``.
     """
     cfg = config or LossConfig()
     b, f, _ = pred.shape
@@ -91,7 +97,7 @@ def kinest_loss(
         parts["rotation"] = ((p6 - t6) ** 2).mean()
     if cfg.root:
         parts["root"] = ((p6[:, :, 0] - t6[:, :, 0]) ** 2).mean()
-    need_fk = bool(cfg.fk_position or cfg.fk_velocity or cfg.fk_acceleration or cfg.fk_jerk)
+    need_fk = bool(cfg.fk_position or cfg.fk_velocity or cfg.fk_acceleration or cfg.fk_jerk or cfg.placed_acceleration)
     need_mats = bool(cfg.angular_velocity) or need_fk
     if need_mats:
         pm = trot.sixd_to_matrix(p6)
@@ -113,6 +119,11 @@ def kinest_loss(
                 parts["fk_acceleration"] = torch.diff(rel_err, n=2, dim=1).abs().sum(-1).mean()
             if cfg.fk_jerk and f > 3:
                 parts["fk_jerk"] = torch.diff(rel_err, n=3, dim=1).abs().sum(-1).mean()
+            if cfg.placed_acceleration and f > 2:
+                if tracked_head_error is None:
+                    raise ValueError("placed_acceleration needs tracked_head_error (batch, frames, 3)")
+                placed_err = rel_err + tracked_head_error[:, :, None, :]
+                parts["placed_acceleration"] = torch.diff(placed_err, n=2, dim=1).abs().sum(-1).mean()
     weights = cfg.to_dict()
     total = sum((weights[k] * v for k, v in parts.items()), torch.zeros((), device=pred.device, dtype=pred.dtype))
     return total, {k: float(v.detach()) for k, v in parts.items()}

@@ -456,7 +456,9 @@ def _train(
                 g["lr"] = _lr_at(config, step, elapsed)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 pred = net(batch.features)
-            loss, parts = kinest_loss(pred.float(), batch.target, loss_cfg, batch.rest_offsets)
+            loss, parts = kinest_loss(
+                pred.float(), batch.target, loss_cfg, batch.rest_offsets, batch.tracked_head_error()
+            )
             if offset:
                 first, second = pred[:pairs].float(), pred[pairs : 2 * pairs].float()
                 term = window_consistency(first, second, offset, batch.rest_offsets[:pairs])

@@ -124,6 +124,25 @@ def test_fk_jerk_of_a_shaking_forearm() -> None:
     assert steady["fk_jerk"] == pytest.approx(0.0, abs=1e-12)
 
 
+def test_placed_acceleration_counts_head_shake_carried_by_the_body() -> None:
+    """A perfect pose placed on a head input that jumps d in x at frame 1 of 4: every joint is carried
+    along, second differences -2d then d, so the term is (2d + d) / 2 for each of the 22 joints."""
+    t = _random_6d(1, 4, seed=3)
+    rest = torch.tensor(Skeleton.neutral().rest_offsets, dtype=torch.float64)[None]
+    cfg = LossConfig(rotation=0.0, root=0.0, angular_velocity=0.0, placed_acceleration=1.0)
+    d = 0.004
+    spike = torch.zeros(1, 4, 3, dtype=torch.float64)
+    spike[0, 1, 0] = d
+    _, parts = kinest_loss(t.clone(), t, cfg, rest, spike)
+    assert set(parts) == {"placed_acceleration"}
+    assert parts["placed_acceleration"] == pytest.approx(1.5 * d, rel=1e-9)
+    # a constant calibration offset of the head moves the body rigidly: no acceleration
+    _, steady = kinest_loss(t.clone(), t, cfg, rest, torch.full((1, 4, 3), 0.01, dtype=torch.float64))
+    assert steady["placed_acceleration"] == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="tracked_head_error"):
+        kinest_loss(t.clone(), t, cfg, rest)
+
+
 def test_window_consistency_compares_shared_frames_only() -> None:
     rest = torch.tensor(Skeleton.neutral().rest_offsets, dtype=torch.float64)[None]
     seq = _random_6d(1, 12, seed=5)  # one motion; windows of 8 frames at 0 and at 4 share 4 frames

@@ -95,6 +95,18 @@ def test_dropped_hands_are_held(motions: list) -> None:
     assert bool((still >= 3).all())
 
 
+def test_tracked_head_error_is_the_simulated_head_noise(motions: list) -> None:
+    local, root, rest = _windows(motions, b=4)
+    assert float(kd.make_batch(local, root, rest).tracked_head_error().abs().max()) < 1e-6
+    cfg = kd.AugmentConfig(**{**kd.AugmentConfig.none().to_dict(), "jitter_position_m": 0.002})
+    err = kd.make_batch(local, root, rest, cfg, torch.Generator().manual_seed(4)).tracked_head_error()
+    assert err.shape == (4, 24, 3)
+    assert float(err.std()) == pytest.approx(0.002, rel=0.25)  # per-frame noise of the set size
+    cfg = kd.AugmentConfig(**{**kd.AugmentConfig.none().to_dict(), "calib_position_m": 0.01})
+    err = kd.make_batch(local, root, rest, cfg, torch.Generator().manual_seed(4)).tracked_head_error()
+    assert float(err.abs().max()) > 1e-3 and float(err.diff(dim=1).abs().max()) < 1e-6  # constant per window
+
+
 def test_protocol_windows() -> None:
     assert kd.protocol_windows(96) == [0]
     assert kd.protocol_windows(200) == [0, 96, 104]
@@ -392,6 +404,13 @@ def test_training_with_the_window_consistency_loss(motions: list, tmp_path: Path
         bad = _tiny("kinest", 1, loss={"window_consistency": 1.0})
         bad.batch_size = 1
         train(motions, str(tmp_path / "bad"), bad)
+
+
+def test_training_with_the_placed_acceleration_loss(motions: list, tmp_path: Path) -> None:
+    lines: list[str] = []
+    cfg = _tiny("kinest", 2, loss={"rotation": 1.0, "placed_acceleration": 10.0})
+    train(motions, str(tmp_path / "pa"), cfg, log=lines.append)
+    assert any("placed_acceleration" in line for line in lines)
 
 
 def test_window_consistency_share_mixes_pairs_and_single_windows(motions: list, tmp_path: Path) -> None:
