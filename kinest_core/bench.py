@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kinest_core.hardware import cpu_bf16_support
+from kinest_core.hardware import cpu_bf16_support, retain_freed_memory
 from kinest_core.inference import InferenceStats, reconstruct
 from kinest_core.model import KineST, KineSTConfig
 from kinest_core.model.ssd import Mamba2, ssd_chunked, ssd_chunked_autograd, ssd_chunked_reference, ssd_recurrent
@@ -117,11 +117,13 @@ def bench_skfm_training_scan(batch: int = 8, repeats: int = 2) -> dict[str, floa
     chunk 64 and at its best chunk (16); the fast scan at the model's chunk (32), and, as
     ``*_autograd_*``, session 3's fast scan (the same factorised arithmetic differentiated by
     autograd, :func:`ssd_chunked_autograd`). The SSD op alone gets a fixed output gradient
-    (``y.backward(dy)``), so only the op is timed. It is also timed with the fast scan under bf16
-    autocast where the CPU has native bf16 (:func:`cpu_bf16_support`), else
-    ``skfm_ssd_op_fast_bf16_ms`` is None and ``skfm_ssd_op_bf16_note`` says why; the fast scan
-    itself computes in float32 under autocast (its inputs are cast).
+    (``y.backward(dy)``), so only the op is timed. Op and layer are also timed under bf16 autocast
+    (as ``kinest train`` runs by default there) where the CPU has native bf16
+    (:func:`cpu_bf16_support`), else the ``*_bf16*`` keys are None and ``skfm_ssd_op_bf16_note``
+    says why: the fast scan then runs its large matmuls in bf16 and the rest in float32; the
+    plain scan under the same autocast (``*_vs_plain_bf16``) is the like-for-like baseline.
     """
+    retain_freed_memory()  # as kinest train does: time the steps training runs
     torch.manual_seed(0)
     layer = Mamba2(64, d_state=16, headdim=16, chunk_size=32)
     u = torch.randn(batch, 96 * 22, 64)
@@ -129,10 +131,12 @@ def bench_skfm_training_scan(batch: int = 8, repeats: int = 2) -> dict[str, floa
     torch.set_num_threads(1)
     rounds = max(3, repeats + 1)
 
-    def step(scan: str, chunk: int) -> None:
+    def step(scan: str, chunk: int, bf16: bool = False) -> None:
         layer.scan, layer.chunk_size = scan, chunk
         layer.zero_grad(set_to_none=True)
-        layer(u).square().mean().backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = layer(u)
+        out.float().square().mean().backward()
 
     # The SSD op alone, at the layer's shapes (8 heads of 16, state 16, one group).
     g = torch.Generator().manual_seed(0)
@@ -157,15 +161,18 @@ def bench_skfm_training_scan(batch: int = 8, repeats: int = 2) -> dict[str, floa
         "fast": lambda: op(ssd_chunked, 32),
         "autograd": lambda: op(ssd_chunked_autograd, 32),
     }
-    if bf16_ok:
-        ops["fast_bf16"] = lambda: op(ssd_chunked, 32, bf16=True)
-        ops["autograd_bf16"] = lambda: op(ssd_chunked_autograd, 32, bf16=True)
     layers: dict[str, Callable[[], Any]] = {
         "ref64": lambda: step("reference", 64),
         "ref16": lambda: step("reference", 16),
         "fast": lambda: step("fast", 32),
         "autograd": lambda: step("fast_autograd", 32),
     }
+    if bf16_ok:
+        ops["fast_bf16"] = lambda: op(ssd_chunked, 32, bf16=True)
+        ops["autograd_bf16"] = lambda: op(ssd_chunked_autograd, 32, bf16=True)
+        ops["ref64_bf16"] = lambda: op(ssd_chunked_reference, 64, bf16=True)
+        layers["fast_bf16"] = lambda: step("fast", 32, bf16=True)
+        layers["ref64_bf16"] = lambda: step("reference", 64, bf16=True)
     try:
         top = interleaved_times(ops, rounds)
         tl = interleaved_times(layers, rounds)
@@ -182,8 +189,14 @@ def bench_skfm_training_scan(batch: int = 8, repeats: int = 2) -> dict[str, floa
         "skfm_ssd_op_fast_ms": med["fast"] * 1000,
         "skfm_ssd_op_autograd_ms": med["autograd"] * 1000,
         "skfm_ssd_op_fast_bf16_ms": None,
+        "skfm_ssd_op_reference_bf16_ms": None,
         "skfm_ssd_op_fwd_bwd_speedup_fast_bf16": None,
+        "skfm_ssd_op_fwd_bwd_speedup_fast_bf16_vs_plain_bf16": None,
         "skfm_ssd_op_fwd_bwd_speedup_autograd_bf16": None,
+        "skfm_train_scan_fast_bf16_ms": None,
+        "skfm_train_scan_reference_bf16_ms": None,
+        "skfm_train_scan_speedup_fast_bf16": None,
+        "skfm_train_scan_speedup_fast_bf16_vs_plain_bf16": None,
         "skfm_ssd_op_bf16_note": bf16_why,
         "skfm_train_scan_reference_ms": lmed["ref64"] * 1000,
         "skfm_train_scan_reference_chunk16_ms": lmed["ref16"] * 1000,
@@ -197,8 +210,14 @@ def bench_skfm_training_scan(batch: int = 8, repeats: int = 2) -> dict[str, floa
     }
     if bf16_ok:
         res["skfm_ssd_op_fast_bf16_ms"] = med["fast_bf16"] * 1000
+        res["skfm_ssd_op_reference_bf16_ms"] = med["ref64_bf16"] * 1000
         res["skfm_ssd_op_fwd_bwd_speedup_fast_bf16"] = median_ratio(top["ref64"], top["fast_bf16"])
+        res["skfm_ssd_op_fwd_bwd_speedup_fast_bf16_vs_plain_bf16"] = median_ratio(top["ref64_bf16"], top["fast_bf16"])
         res["skfm_ssd_op_fwd_bwd_speedup_autograd_bf16"] = median_ratio(top["ref64"], top["autograd_bf16"])
+        res["skfm_train_scan_fast_bf16_ms"] = lmed["fast_bf16"] * 1000
+        res["skfm_train_scan_reference_bf16_ms"] = lmed["ref64_bf16"] * 1000
+        res["skfm_train_scan_speedup_fast_bf16"] = median_ratio(tl["ref64"], tl["fast_bf16"])
+        res["skfm_train_scan_speedup_fast_bf16_vs_plain_bf16"] = median_ratio(tl["ref64_bf16"], tl["fast_bf16"])
     return res
 
 

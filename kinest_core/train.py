@@ -31,7 +31,7 @@ from torch import nn
 from kinest_core.baselines import AvatarPoserConfig, AvatarPoserLite, MeanPose, MeanPoseConfig
 from kinest_core.data import AugmentConfig, Batch, MotionWindows, make_batch, make_overlapping_batches
 from kinest_core.evaluate import model_window
-from kinest_core.hardware import resolve_amp
+from kinest_core.hardware import resolve_amp, retain_freed_memory
 from kinest_core.losses import LossConfig, kinest_loss, window_consistency
 from kinest_core.model.checkpoint import checkpoint_base, save_checkpoint
 from kinest_core.types import Motion
@@ -339,6 +339,7 @@ def _train(
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     hardware = hardware_description(device, dist_info.world)
+    heap = retain_freed_memory() if device.type == "cpu" else None  # no page faults for reused activations
     if dist_info.main:
         n_params = sum(p.numel() for p in model.parameters())
         say(
@@ -346,6 +347,8 @@ def _train(
             f"{windows.frames} frames, batch {config.batch_size} x {dist_info.world}, {config.iterations} iterations"
         )
         say(f"bf16 autocast {'on' if use_amp else 'off'} ({amp_why})")
+        if heap is not None:
+            say(f"malloc: {heap[1]}")
     started = _dt.datetime.now(_dt.timezone.utc)
     last_val: dict[str, Any] = {}
     logf = open(out / "log.jsonl", "a", encoding="utf-8") if dist_info.main else None  # noqa: SIM115
