@@ -257,6 +257,14 @@ def _scratch(slot: str, shape: tuple[int, ...], like: Tensor, dtype: torch.dtype
     return buf[:numel].view(shape)
 
 
+def _scale_into(dst: Tensor, a: Tensor, s: Tensor, slot: str) -> None:
+    """``dst = a * s``; into a bf16 ``dst`` via a float32 scratch (two fast passes beat one mixed-dtype one)."""
+    if dst.dtype == a.dtype:
+        torch.mul(a, s, out=dst)
+    else:
+        dst.copy_(torch.mul(a, s, out=_scratch(slot, tuple(a.shape), a)))
+
+
 def _as_dtype(t: Tensor, dtype: torch.dtype, slot: str) -> Tensor:
     """``t`` itself if already ``dtype``, else a copy in a scratch buffer (see :func:`_scratch`)."""
     if t.dtype == dtype:
@@ -320,10 +328,11 @@ class _FactorisedSSD(torch.autograd.Function):
         decay = torch.exp(tot)
         pm = torch.exp(m)
         # Matmul operands are in ``mm`` (x's dtype, or bf16 under autocast); everything else in x's.
-        # [X~; (P S_in)^T]: scratch here, rebuilt in the backward (cheaper than a fresh saved buffer)
-        xs_ = _scratch("xs", (N, q + n, hp), x, mm)
+        # [X~; (P S_in)^T]: saved for the backward when there is one, else a scratch buffer.
+        grads = any(ctx.needs_input_grad)
+        xs_ = x.new_empty((N, q + n, hp), dtype=mm) if grads else _scratch("xs", (N, q + n, hp), x, mm)
         xt = xs_[:, :q]
-        torch.mul(xc, _bc(f), out=xt.view(N, q, h, p))
+        _scale_into(xt.view(N, q, h, p), xc, _bc(f), "scaled")
         gc = torch.cat([torch.bmm(Cc, Bc.transpose(1, 2)).tril_(), Cc], dim=2).to(mm)  # [G | C]
         # s_out[k] = state leaving chunk k (= S_in[k+1]), built in place from the chunk's own states.
         s_out = torch.bmm(Bc.to(mm).transpose(1, 2), xt).to(x.dtype).view(b, c, n, h, p)
@@ -333,11 +342,11 @@ class _FactorisedSSD(torch.autograd.Function):
             torch.addcmul(chunks[k], chunks[k - 1], decs[k], out=chunks[k])
         _stack_states(xs_, s_out, pm, b, c)
         y = torch.bmm(gc, xs_).view(N, q, h, p)
-        y = y.mul_(_bc(e)) if mm == x.dtype else torch.mul(y, _bc(e))  # (bf16 * float32 -> float32)
+        y = y.to(x.dtype).mul_(_bc(e))
         if D is not None:
             y.addcmul_(xc, D[:, None])
         # The backward needs y without the D term only in sum_p(dy * y): it takes D x back out there.
-        ctx.save_for_backward(xc, dtc, A, Bc, Cc, D, e, einv, f, gc, y, s_out, decay, t_end, pm)
+        ctx.save_for_backward(xc, dtc, A, Bc, Cc, D, e, einv, f, gc, y, s_out, decay, t_end, pm, xs_ if grads else None)
         ctx.shape = (b, length, c, q)
         ctx.mm = mm
         return y.view(b, c * q, h, p)[:, :length]
@@ -345,7 +354,7 @@ class _FactorisedSSD(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, gy: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        xc, dtc, A, Bc, Cc, D, e, einv, f, gc, y, s_out, decay, t_end, pm = ctx.saved_tensors
+        xc, dtc, A, Bc, Cc, D, e, einv, f, gc, y, s_out, decay, t_end, pm, xs_ = ctx.saved_tensors
         b, length, c, q = ctx.shape
         mm = ctx.mm
         N, _, h, p = xc.shape
@@ -362,13 +371,10 @@ class _FactorisedSSD(torch.autograd.Function):
                 gee -= gyx * D
             gws = _scratch("gws", (N, q + n, hp), gy, mm)  # [dW; dS^T], dW = dy * E
             gw = gws[:, :q]
-            torch.mul(gyc, _bc(e), out=gw.view(N, q, h, p))
+            _scale_into(gw.view(N, q, h, p), gyc, _bc(e), "scaled")
             gsp = torch.bmm(Cc.to(mm).transpose(1, 2), gw, out=_scratch("gsp", (N, n, hp), gy, mm))
             gsp = _as_dtype(gsp, gy.dtype, "gsp_acc")  # d(P S_in)^T
-            xs_ = _scratch("xs", (N, q + n, hp), gy, mm)  # the forward's [X~; (P S_in)^T] again
-            torch.mul(xc, _bc(f), out=xs_[:, :q].view(N, q, h, p))
-            _stack_states(xs_, s_out, pm, b, c)
-            sp = xs_[:, q:]
+            sp = xs_[:, q:]  # (P S_in)^T
             tmp = _scratch("tmp", (b, c, n, h, p), gy)
             gpp = torch.mul(gsp, sp, out=tmp.view(N, n, hp)).view(N, n, h, p).sum((1, 3))  # N h
             # Reverse state pass, in place: R[k] = dS_in[k] + exp(tot_k) R[k+1]; d states[k] = R[k+1].
