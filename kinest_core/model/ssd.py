@@ -179,12 +179,15 @@ def ssd_chunked(
     """
     if _factorised_applies(dt, A, B, chunk_size):
         dev = x.device.type
+        # Whether a backward can follow (ctx.needs_input_grad says True under no_grad too).
+        grads = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, dt, A, B, C, D))
         if torch.is_autocast_enabled(dev):
             mm = matmul_dtype or torch.get_autocast_dtype(dev)
             with torch.autocast(dev, enabled=False):
                 f32 = [t.float() for t in (x, dt, A, B, C)]
-                return _FactorisedSSD.apply(*f32, None if D is None else D.float(), chunk_size, mm)  # type: ignore[no-any-return]
-        return _FactorisedSSD.apply(x, dt, A, B, C, D, chunk_size, matmul_dtype or x.dtype)  # type: ignore[no-any-return]
+                d32 = None if D is None else D.float()
+                return _FactorisedSSD.apply(*f32, d32, chunk_size, mm, grads)  # type: ignore[no-any-return]
+        return _FactorisedSSD.apply(x, dt, A, B, C, D, chunk_size, matmul_dtype or x.dtype, grads)  # type: ignore[no-any-return]
     return ssd_chunked_masked(x, dt, A, B, C, D, chunk_size)
 
 
@@ -237,11 +240,11 @@ _SCRATCH = threading.local()
 
 
 def _scratch(slot: str, shape: tuple[int, ...], like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
-    """A reusable CPU buffer for a temporary of :class:`_FactorisedSSD`'s backward (one per thread and slot).
+    """A reusable CPU buffer for a temporary of :class:`_FactorisedSSD` (one per thread, slot and dtype).
 
-    A fresh multi-megabyte tensor costs more in page faults (glibc maps large blocks anew on every
-    allocation) than the arithmetic that fills it, so the backward's scratch tensors, which never
-    leave it, live here between calls. Not for anything saved or returned.
+    A fresh multi-megabyte tensor costs more in page faults (glibc's defaults map large blocks anew
+    on every allocation) than the arithmetic that fills it, so temporaries that never leave the op
+    live here between calls. Not for anything saved or returned.
     """
     numel = math.prod(shape)
     dtype = dtype or like.dtype
@@ -306,7 +309,16 @@ class _FactorisedSSD(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, q: int, mm: torch.dtype
+        ctx: Any,
+        x: Tensor,
+        dt: Tensor,
+        A: Tensor,
+        B: Tensor,
+        C: Tensor,
+        D: Tensor | None,
+        q: int,
+        mm: torch.dtype,
+        grads: bool,
     ) -> Tensor:
         b, length, h, p = x.shape
         n = B.shape[-1]
@@ -329,7 +341,6 @@ class _FactorisedSSD(torch.autograd.Function):
         pm = torch.exp(m)
         # Matmul operands are in ``mm`` (x's dtype, or bf16 under autocast); everything else in x's.
         # [X~; (P S_in)^T]: saved for the backward when there is one, else a scratch buffer.
-        grads = any(ctx.needs_input_grad)
         xs_ = x.new_empty((N, q + n, hp), dtype=mm) if grads else _scratch("xs", (N, q + n, hp), x, mm)
         xt = xs_[:, :q]
         _scale_into(xt.view(N, q, h, p), xc, _bc(f), "scaled")
@@ -419,7 +430,7 @@ class _FactorisedSSD(torch.autograd.Function):
         gdt = gdt.view(b, length_p, h)[:, :length]
         gB = gB.reshape(b, length_p, 1, n)[:, :length]
         gC = gC.reshape(b, length_p, 1, n)[:, :length]
-        return gx, gdt, gA, gB, gC, gD, None, None
+        return gx, gdt, gA, gB, gC, gD, None, None, None
 
 
 def _pass_states(states: Tensor, totals: Tensor) -> Tensor:
