@@ -316,3 +316,20 @@ def test_mamba2_under_bf16_autocast_tracks_float32_with_its_conv_in_float32(monk
     out.float().square().mean().backward()
     assert m.conv1d.weight.grad is not None and m.conv1d.weight.grad.dtype == torch.float32
     assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
+
+
+def test_fused_scan_keeps_its_stacked_operand_only_when_a_backward_can_follow() -> None:
+    """Training saves the stacked operand for the backward; inference (no_grad, inference_mode) reuses the
+    thread's scratch buffer instead of mapping a fresh one per call, even with parameters that require grad."""
+    x, dt, A, B, C, D = _inputs(length=40, h=2, p=4, n=8)
+    A.requires_grad_(True)
+    for ctx in (torch.no_grad, torch.inference_mode):
+        ssd_mod.clear_ssd_scratch()
+        with ctx():
+            ssd_chunked(x, dt, A, B, C, D, chunk_size=8)
+        assert ("xs", torch.float32) in ssd_mod._SCRATCH.__dict__.get("buffers", {}), ctx
+    ssd_mod.clear_ssd_scratch()
+    y = ssd_chunked(x, dt, A, B, C, D, chunk_size=8)
+    assert ("xs", torch.float32) not in ssd_mod._SCRATCH.__dict__.get("buffers", {})
+    y.sum().backward()
+    assert A.grad is not None and torch.isfinite(A.grad).all()
