@@ -333,3 +333,18 @@ def test_fused_scan_keeps_its_stacked_operand_only_when_a_backward_can_follow() 
     assert ("xs", torch.float32) not in ssd_mod._SCRATCH.__dict__.get("buffers", {})
     y.sum().backward()
     assert A.grad is not None and torch.isfinite(A.grad).all()
+
+
+def test_fused_scan_never_takes_float16_matmuls() -> None:
+    """The factorised scalings reach e^40: float16 (max 65,504) would overflow, so a float16 autocast
+    gets float32 matmuls and an explicit float16 is refused."""
+    x, dt, A, B, C, D = _inputs(length=200, h=4, p=8, n=16)
+    dt = dt * 3  # chunk decay ranges near 60: scalings near e^30
+    assert _factorised_applies(dt, A, B, 32)
+    exact = ssd_recurrent(*(t.double() for t in (x, dt, A, B, C, D))).float()
+    with torch.autocast("cpu", dtype=torch.float16):
+        y = ssd_chunked(x, dt, A, B, C, D, chunk_size=32)
+    assert torch.isfinite(y).all()
+    assert ((y.float() - exact).norm() / exact.norm()).item() < 1e-4
+    with pytest.raises(ValueError, match="float16"):
+        ssd_chunked(x, dt, A, B, C, D, chunk_size=32, matmul_dtype=torch.float16)

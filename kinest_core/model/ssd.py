@@ -171,18 +171,25 @@ def ssd_chunked(
     (q x q) decay tensor is ever built. That form runs as one autograd node with a hand-written
     backward (:class:`_FactorisedSSD`). Under autocast it computes in float32 (inputs cast,
     float32 out) except for its large matmuls, whose operands are rounded to the autocast dtype
-    (bfloat16 on CPU: 5x the float32 matmul speed where the CPU has native bf16), as autocast
+    (bfloat16: 5x the float32 matmul speed where the CPU has native bf16; a float16 autocast gets
+    float32, as float16 cannot hold the factorised scalings), as autocast
     does for every other matmul of the model; decays, the chunk-to-chunk state pass and all
     accumulations stay float32. ``matmul_dtype`` overrides that choice (float32 under autocast
     gives the exact float32 op). Where a chunk's decay range is too large for the factorised
     form in float32, or with several groups, the masked per-head form runs instead (same result).
     """
+    if matmul_dtype not in (None, torch.float32, torch.float64, torch.bfloat16):
+        raise ValueError(
+            f"matmul_dtype must be float32, float64 or bfloat16 (float16 overflows here), got {matmul_dtype}"
+        )
     if _factorised_applies(dt, A, B, chunk_size):
         dev = x.device.type
         # Whether a backward can follow (ctx.needs_input_grad says True under no_grad too).
         grads = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, dt, A, B, C, D))
         if torch.is_autocast_enabled(dev):
-            mm = matmul_dtype or torch.get_autocast_dtype(dev)
+            # bf16 keeps float32's exponent range, which the factorised scalings (up to e^40) need;
+            # float16 would overflow, so a float16 autocast gets float32 matmuls.
+            mm = matmul_dtype or (torch.bfloat16 if torch.get_autocast_dtype(dev) == torch.bfloat16 else torch.float32)
             with torch.autocast(dev, enabled=False):
                 f32 = [t.float() for t in (x, dt, A, B, C)]
                 d32 = None if D is None else D.float()
