@@ -24,6 +24,7 @@ weights load in either; on CUDA with ``mamba_ssm`` importable it calls
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from typing import Any
@@ -569,10 +570,13 @@ class Mamba2(nn.Module):
         )
         dt = F.softplus(dt + self.dt_bias)
         # Causal depthwise conv: pad on the left only, so the output is contiguous and exactly
-        # ``length`` long (same weights and result as mamba_ssm's padded conv + slice). It runs in
-        # the weights' dtype even under autocast: a CPU depthwise conv is about 2x slower in bf16.
-        xbc_t = F.pad(xbc.transpose(1, 2).to(self.conv1d.weight.dtype), (self.d_conv - 1, 0))
-        with torch.autocast(u.device.type, enabled=False):
+        # ``length`` long (same weights and result as mamba_ssm's padded conv + slice). On CPU it
+        # runs in the weights' dtype even under autocast: a CPU depthwise conv is 1.4x slower in bf16.
+        xbc_t = F.pad(xbc.transpose(1, 2), (self.d_conv - 1, 0))
+        cpu_autocast = u.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+        with torch.autocast("cpu", enabled=False) if cpu_autocast else contextlib.nullcontext():
+            if cpu_autocast:
+                xbc_t = xbc_t.to(self.conv1d.weight.dtype)
             conv = F.conv1d(xbc_t, self.conv1d.weight, self.conv1d.bias, groups=self.conv1d.groups)
         xbc = F.silu(conv).transpose(1, 2)
         x, B, C = torch.split(xbc, [self.d_inner, self.ngroups * self.d_state, self.ngroups * self.d_state], dim=-1)
