@@ -46,6 +46,21 @@ def test_quick_benchmarks_print_every_key() -> None:
     assert res["quick"] is True and res["hour_motion_s"] < 3600  # quick "hour" figures say what they measured
     for k in REQUIRED:
         assert isinstance(res[k], int | float) and res[k] > 0, (k, res[k])
+    # Issue 5's speed targets, each against the plain chunk-64 scan in the same process; the bf16
+    # variants (the default training path on CPUs with native bf16) are all there or all None with a note.
+    for k in ("skfm_ssd_op_fwd_bwd_speedup", "skfm_train_scan_speedup", "train_step_speedup_vs_plain_chunk64"):
+        assert isinstance(res[k], float) and res[k] > 0, (k, res[k])
+    bf16 = (
+        "skfm_ssd_op_fwd_bwd_speedup_fast_bf16",
+        "skfm_ssd_op_fwd_bwd_speedup_fast_bf16_vs_plain_bf16",
+        "skfm_train_scan_speedup_fast_bf16_vs_plain_bf16",
+        "train_step_speedup_fast_bf16_vs_plain",
+        "train_step_speedup_fast_bf16_vs_plain_bf16",
+    )
+    assert all(res[k] is None for k in bf16) or all(isinstance(res[k], float) and res[k] > 0 for k in bf16), {
+        k: res[k] for k in bf16
+    }
+    assert res["skfm_ssd_op_bf16_note"] and res["train_step_bf16_note"]
     for seconds in (10, 30):  # per-stage times of every length, so growth with length is visible
         for stage in ("import_s", "reconstruct_s", "bake_s", "fbx_export_s", "file_to_bake_s", "peak_mem_mb"):
             assert res[f"e2e_{seconds}s_{stage}"] > 0, (seconds, stage)
