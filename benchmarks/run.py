@@ -33,7 +33,7 @@ import torch
 from kinest_core.bench import best_time, cpu_bf16_support, median_ratio, run_all
 from kinest_core.hardware import retain_freed_memory
 from kinest_core.inference import load_model
-from kinest_core.model import KineST, KineSTConfig
+from kinest_core.model import KineST, KineSTConfig, ssd_fused_cpu
 from kinest_core.model.ssd import Mamba2
 
 HERE = Path(__file__).resolve().parent
@@ -74,12 +74,16 @@ def training_step_ratio(batch: int = 8, repeats: int = 2, rounds: int = 2) -> di
     plain scan at chunk 64: issue 5's baseline) and ``fast_bf16`` (the fast scan with the forward
     under bf16 autocast and the loss in float32, as ``kinest_core.train`` does with ``amp``) with
     its like-for-like baseline ``reference_chunk64_bf16`` (the plain scan under the same autocast).
+    ``fast`` variants use :mod:`kinest_core.model.ssd_fused_cpu`'s loops where they build
+    (``train_step_fused_loops`` says), as ``kinest train`` does; ``fast_torch_bf16`` is ``fast_bf16``
+    without them.
     bf16 changes the numerics, so it has keys of its own, and is timed only where the CPU has
     native bf16 (AVX512-BF16/AMX): elsewhere it is emulated and slower, its keys are None and
     ``train_step_bf16_note`` says why. ``train_step_round_cpu_s`` holds every variant's time per
     round, and ``train_step_speedup_vs_plain_chunk64_median`` the median of the per-round ratios.
     """
     retain_freed_memory()  # as kinest train does: time the steps training runs
+    fused_status = ssd_fused_cpu.try_enable()  # likewise
     bf16_ok, bf16_why = cpu_bf16_support()
     x = torch.randn(batch, 96, 54)
     variants = {  # name: (scan, chunk size of every Mamba-2 or None for the model's own, bf16 autocast)
@@ -89,6 +93,7 @@ def training_step_ratio(batch: int = 8, repeats: int = 2, rounds: int = 2) -> di
         "fast_bf16": ("fast", None, True),
         "reference_chunk64_bf16": ("reference", 64, True),
         "fast_autograd": ("fast_autograd", None, False),
+        "fast_torch_bf16": ("fast_torch", None, True),
     }
     res: dict[str, Any] = {f"train_step_{name}_cpu_s": None for name in variants}
     steps: dict[str, Any] = {}
@@ -138,6 +143,9 @@ def training_step_ratio(batch: int = 8, repeats: int = 2, rounds: int = 2) -> di
         None if fast_bf16 is None else median_ratio(per_round["reference_chunk64"], per_round["fast_bf16"])
     )
     res["train_step_bf16_note"] = bf16_why
+    res["train_step_fused_loops"] = fused_status
+    fast_torch_bf16 = res["train_step_fast_torch_bf16_cpu_s"]
+    res["train_step_speedup_fused_vs_torch_bf16"] = None if fast_bf16 is None else fast_torch_bf16 / fast_bf16
     res["train_step_batch"] = float(batch)
     return res
 

@@ -11,6 +11,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ import torch
 
 from kinest_core.hardware import cpu_bf16_support, retain_freed_memory
 from kinest_core.inference import InferenceStats, reconstruct
-from kinest_core.model import KineST, KineSTConfig
+from kinest_core.model import KineST, KineSTConfig, ssd_fused_cpu
 from kinest_core.model.ssd import Mamba2, ssd_chunked, ssd_chunked_autograd, ssd_chunked_reference, ssd_recurrent
 from kinest_core.skeleton import Skeleton, forward_kinematics
 from kinest_core.types import TrackingSequence
@@ -116,7 +117,9 @@ def bench_skfm_training_scan(batch: int = 8, repeats: int = 2) -> dict[str, floa
     rounds (ratios: the median of the per-round ratios). The plain chunked scan is timed at
     chunk 64 and at its best chunk (16); the fast scan at the model's chunk (32), and, as
     ``*_autograd_*``, session 3's fast scan (the same factorised arithmetic differentiated by
-    autograd, :func:`ssd_chunked_autograd`). The SSD op alone gets a fixed output gradient
+    autograd, :func:`ssd_chunked_autograd`). ``fast`` has :mod:`ssd_fused_cpu`'s loops on where they
+    build (``skfm_ssd_op_fused_loops`` says), as in ``kinest train``; ``fast_torch`` is the same op
+    with them off (its PyTorch twin). The SSD op alone gets a fixed output gradient
     (``y.backward(dy)``), so only the op is timed. Op and layer are also timed under bf16 autocast
     (as ``kinest train`` runs by default there) where the CPU has native bf16
     (:func:`cpu_bf16_support`), else the ``*_bf16*`` keys are None and ``skfm_ssd_op_bf16_note``
@@ -124,6 +127,7 @@ def bench_skfm_training_scan(batch: int = 8, repeats: int = 2) -> dict[str, floa
     plain scan under the same autocast (``*_vs_plain_bf16``) is the like-for-like baseline.
     """
     retain_freed_memory()  # as kinest train does: time the steps training runs
+    fused_status = ssd_fused_cpu.try_enable()  # as kinest train does
     torch.manual_seed(0)
     layer = Mamba2(64, d_state=16, headdim=16, chunk_size=32)
     u = torch.randn(batch, 96 * 22, 64)
@@ -159,6 +163,7 @@ def bench_skfm_training_scan(batch: int = 8, repeats: int = 2) -> dict[str, floa
         "ref64": lambda: op(ssd_chunked_reference, 64),
         "ref16": lambda: op(ssd_chunked_reference, 16),
         "fast": lambda: op(ssd_chunked, 32),
+        "fast_torch": lambda: op(partial(ssd_chunked, fused=False), 32),
         "autograd": lambda: op(ssd_chunked_autograd, 32),
     }
     layers: dict[str, Callable[[], Any]] = {
@@ -169,6 +174,7 @@ def bench_skfm_training_scan(batch: int = 8, repeats: int = 2) -> dict[str, floa
     }
     if bf16_ok:
         ops["fast_bf16"] = lambda: op(ssd_chunked, 32, bf16=True)
+        ops["fast_torch_bf16"] = lambda: op(partial(ssd_chunked, fused=False), 32, bf16=True)
         ops["autograd_bf16"] = lambda: op(ssd_chunked_autograd, 32, bf16=True)
         ops["ref64_bf16"] = lambda: op(ssd_chunked_reference, 64, bf16=True)
         layers["fast_bf16"] = lambda: step("fast", 32, bf16=True)
@@ -188,6 +194,11 @@ def bench_skfm_training_scan(batch: int = 8, repeats: int = 2) -> dict[str, floa
         "skfm_ssd_op_reference_ms": med["ref64"] * 1000,
         "skfm_ssd_op_fast_ms": med["fast"] * 1000,
         "skfm_ssd_op_autograd_ms": med["autograd"] * 1000,
+        "skfm_ssd_op_fast_torch_ms": med["fast_torch"] * 1000,
+        "skfm_ssd_op_fused_loops": fused_status,
+        "skfm_ssd_op_speedup_fused_vs_torch": median_ratio(top["fast_torch"], top["fast"]),
+        "skfm_ssd_op_fast_torch_bf16_ms": None,
+        "skfm_ssd_op_speedup_fused_vs_torch_bf16": None,
         "skfm_ssd_op_fast_bf16_ms": None,
         "skfm_ssd_op_reference_bf16_ms": None,
         "skfm_ssd_op_fwd_bwd_speedup_fast_bf16": None,
@@ -210,6 +221,8 @@ def bench_skfm_training_scan(batch: int = 8, repeats: int = 2) -> dict[str, floa
     }
     if bf16_ok:
         res["skfm_ssd_op_fast_bf16_ms"] = med["fast_bf16"] * 1000
+        res["skfm_ssd_op_fast_torch_bf16_ms"] = med["fast_torch_bf16"] * 1000
+        res["skfm_ssd_op_speedup_fused_vs_torch_bf16"] = median_ratio(top["fast_torch_bf16"], top["fast_bf16"])
         res["skfm_ssd_op_reference_bf16_ms"] = med["ref64_bf16"] * 1000
         res["skfm_ssd_op_fwd_bwd_speedup_fast_bf16"] = median_ratio(top["ref64"], top["fast_bf16"])
         res["skfm_ssd_op_fwd_bwd_speedup_fast_bf16_vs_plain_bf16"] = median_ratio(top["ref64_bf16"], top["fast_bf16"])

@@ -33,6 +33,7 @@ from kinest_core.data import AugmentConfig, Batch, MotionWindows, make_batch, ma
 from kinest_core.evaluate import model_window
 from kinest_core.hardware import resolve_amp, retain_freed_memory
 from kinest_core.losses import LossConfig, kinest_loss, window_consistency
+from kinest_core.model import ssd_fused_cpu
 from kinest_core.model.checkpoint import checkpoint_base, save_checkpoint
 from kinest_core.types import Motion
 
@@ -340,6 +341,7 @@ def _train(
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     hardware = hardware_description(device, dist_info.world)
     heap = retain_freed_memory() if device.type == "cpu" else None  # no page faults for reused activations
+    fused = ssd_fused_cpu.try_enable() if device.type == "cpu" else None
     if dist_info.main:
         n_params = sum(p.numel() for p in model.parameters())
         say(
@@ -349,6 +351,8 @@ def _train(
         say(f"bf16 autocast {'on' if use_amp else 'off'} ({amp_why})")
         if heap is not None:
             say(f"malloc: {heap[1]}")
+        if fused is not None:
+            say(f"SSD op: {fused}")
     started = _dt.datetime.now(_dt.timezone.utc)
     last_val: dict[str, Any] = {}
     logf = open(out / "log.jsonl", "a", encoding="utf-8") if dist_info.main else None  # noqa: SIM115

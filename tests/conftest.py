@@ -32,3 +32,12 @@ def fixtures_dir() -> Path:
 @pytest.fixture
 def shared_data() -> Path:
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _fused_ssd_loops_off_after_each_test():
+    """``kinest train`` turns the fused CPU loops on for the whole process; each test starts without."""
+    yield
+    from kinest_core.model import ssd_fused_cpu
+
+    ssd_fused_cpu.disable()

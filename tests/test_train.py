@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -161,6 +162,9 @@ def test_train_checkpoint_resume_and_evaluate(
     s = train(motions, str(out), _tiny("kinest", 3), val=motions[:1], log=lines.append)
     assert s["iterations"] == 3 and s["windows_seen"] == 12
     assert any("windows/s" in line for line in lines)
+    ssd_line = next(line for line in lines if line.startswith("SSD op: "))
+    if shutil.which("cc") or shutil.which("gcc"):  # training builds and uses the fused CPU loops
+        assert ssd_line.startswith("SSD op: fused CPU SSD loops on"), ssd_line
     meta = json.loads((out / "checkpoint_last.json").read_text())
     assert meta["architecture"] == "KineST"
     assert meta["training"]["iterations"] == 3 and "hardware" in meta["training"]

@@ -193,7 +193,7 @@ class KineST(nn.Module):
         return self.head(self.out_norm(x))
 
     def set_scan(self, scan: str) -> None:
-        """Choose the torch SSD implementation for every Mamba-2 layer ("fast", "reference", "recurrent")."""
+        """Choose the torch SSD implementation for every Mamba-2 layer ("fast", "reference", "recurrent", "fast_torch", "fast_autograd")."""
         for m in self.modules():
             if isinstance(m, Mamba2):
                 m.scan = scan

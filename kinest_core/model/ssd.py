@@ -34,6 +34,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from . import ssd_fused_cpu
+
 _MAMBA_SCAN: Any = None
 _MAMBA_CHECKED = False
 
@@ -162,6 +164,7 @@ def ssd_chunked(
     D: Tensor | None = None,
     chunk_size: int = 32,
     matmul_dtype: torch.dtype | None = None,
+    fused: bool = True,
 ) -> Tensor:
     """Chunked SSD for CPU speed: the fastest exact form for the inputs given.
 
@@ -178,6 +181,8 @@ def ssd_chunked(
     accumulations stay float32. ``matmul_dtype`` overrides that choice (float32 under autocast
     gives the exact float32 op). Where a chunk's decay range is too large for the factorised
     form in float32, or with several groups, the masked per-head form runs instead (same result).
+    On CPU, once :func:`ssd_fused_cpu.enable` has run (``kinest train`` does), its elementwise steps
+    and the state pass run as fused C loops; ``fused=False`` keeps the PyTorch twin (same values).
     """
     if matmul_dtype not in (None, torch.float32, torch.float64, torch.bfloat16):
         raise ValueError(
@@ -194,8 +199,8 @@ def ssd_chunked(
             with torch.autocast(dev, enabled=False):
                 f32 = [t.float() for t in (x, dt, A, B, C)]
                 d32 = None if D is None else D.float()
-                return _FactorisedSSD.apply(*f32, d32, chunk_size, mm, grads)  # type: ignore[no-any-return]
-        return _FactorisedSSD.apply(x, dt, A, B, C, D, chunk_size, matmul_dtype or x.dtype, grads)  # type: ignore[no-any-return]
+                return _FactorisedSSD.apply(*f32, d32, chunk_size, mm, grads, fused)  # type: ignore[no-any-return]
+        return _FactorisedSSD.apply(x, dt, A, B, C, D, chunk_size, matmul_dtype or x.dtype, grads, fused)  # type: ignore[no-any-return]
     return ssd_chunked_masked(x, dt, A, B, C, D, chunk_size)
 
 
@@ -297,6 +302,61 @@ def _stack_states(xs_: Tensor, s_out: Tensor, pm: Tensor, b: int, c: int) -> Non
     torch.mul(s_out[:, :-1], pm.view(b, c, 1, h, 1)[:, 1:], out=sp[:, 1:])
 
 
+def _token_stride(t: Tensor) -> int | None:
+    """Element stride between the (h, p) rows of an (N, q, h, p) tensor whose rows are contiguous
+    and evenly spaced (as the fused loops read them), else None."""
+    N, q, h, p = t.shape
+    st = t.stride()
+    if st[3] != 1 or st[2] != p or st[0] != q * st[1]:
+        return None
+    return st[1]
+
+
+def _fused_rows(xc: Tensor, mm: torch.dtype) -> tuple[bool, int] | None:
+    """(bf16 operands?, x's token stride) when :mod:`ssd_fused_cpu` loops can run this op, else None."""
+    if not ssd_fused_cpu.active() or xc.device.type != "cpu" or xc.dtype != torch.float32:
+        return None
+    if mm not in (torch.float32, torch.bfloat16):
+        return None
+    tok = _token_stride(xc)
+    if tok is None:
+        return None
+    return mm == torch.bfloat16, tok
+
+
+def _states_backward(
+    gsp: Tensor, sp: Tensor, gsraw: Tensor, s_out: Tensor, pm: Tensor, decay: Tensor, t_end: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Backward of the chunk-to-chunk state pass (PyTorch twin of the fused ``states_backward``).
+
+    ``gsp`` (N, n, h*p) float32 = d(P S_in)^T, overwritten; ``sp`` = (P S_in)^T; writes d states into
+    ``gsraw`` and returns (gpp, gtot, gtt): d m through P, d tot through exp(tot - m) and exp(tot),
+    and d tot through exp(tot - m) only.
+    """
+    b, c, n, h, p = s_out.shape
+    N = b * c
+    tmp = _scratch("tmp", (b, c, n, h, p), gsp)
+    gpp = torch.mul(gsp, sp, out=tmp.view(N, n, h * p)).view(N, n, h, p).sum((1, 3))  # N h
+    # Reverse state pass, in place: R[k] = dS_in[k] + exp(tot_k) R[k+1]; d states[k] = R[k+1].
+    r = gsp.view(b, c, n, h, p).mul_(pm.view(b, c, 1, h, 1))
+    chunks, decs = r.unbind(1), decay.view(b, c, 1, h, 1).unbind(1)
+    for k in range(c - 2, -1, -1):
+        torch.addcmul(chunks[k], chunks[k + 1], decs[k], out=chunks[k])
+    gtot = gsp.new_zeros((b, c, h))
+    gtt = torch.zeros_like(gtot)
+    gsraw = gsraw.view(b, c, n, h, p)
+    gsraw[:, -1].zero_()
+    if c > 1:
+        # sum R[k+1] S_in[k+1]; states[k] = S_in[k+1] - exp(tot_k) S_in[k]
+        gtot[:, :-1] = torch.mul(r[:, 1:], s_out[:, :-1], out=tmp[:, 1:]).sum((2, 4))
+        gtt.copy_(gtot)
+        if c > 2:
+            rs = torch.mul(r[:, 2:], s_out[:, :-2], out=tmp[:, 2:]).sum((2, 4))
+            gtt[:, 1:-1] -= rs * decay.view(b, c, h)[:, 1:-1]
+        torch.mul(r[:, 1:], t_end.view(b, c, 1, h, 1)[:, :-1], out=gsraw[:, :-1])
+    return gpp, gtot, gtt
+
+
 class _FactorisedSSD(torch.autograd.Function):
     """The factorised chunked SSD (one group) with a hand-written backward.
 
@@ -327,6 +387,7 @@ class _FactorisedSSD(torch.autograd.Function):
         q: int,
         mm: torch.dtype,
         grads: bool,
+        use_fused: bool = True,
     ) -> Tensor:
         b, length, h, p = x.shape
         n = B.shape[-1]
@@ -351,23 +412,39 @@ class _FactorisedSSD(torch.autograd.Function):
         # [X~; (P S_in)^T]: saved for the backward when there is one, else a scratch buffer.
         xs_ = x.new_empty((N, q + n, hp), dtype=mm) if grads else _scratch("xs", (N, q + n, hp), x, mm)
         xt = xs_[:, :q]
-        _scale_into(xt.view(N, q, h, p), xc, _bc(f), "scaled")
+        fused = _fused_rows(xc, mm) if use_fused else None
+        if fused is not None:
+            bf, xtok = fused
+            block = (q + n) * hp
+            xt = _scratch("xt", (N, q, hp), x, mm)  # X~ again, contiguous: bmm copies a strided slice
+            ssd_fused_cpu.run("scale_rows", bf, N, q, h, p, xc, xtok, f, xs_, block, xt)
+        else:
+            _scale_into(xt.view(N, q, h, p), xc, _bc(f), "scaled")
         gc = torch.cat([torch.bmm(Cc, Bc.transpose(1, 2)).tril_(), Cc], dim=2).to(mm)  # [G | C]
         # s_out[k] = state leaving chunk k (= S_in[k+1]), built in place from the chunk's own states.
-        s_out = torch.bmm(Bc.to(mm).transpose(1, 2), xt).to(x.dtype).view(b, c, n, h, p)
-        s_out.mul_(t_end.view(b, c, 1, h, 1))
-        chunks, decs = s_out.unbind(1), decay.view(b, c, 1, h, 1).unbind(1)
-        for k in range(1, c):
-            torch.addcmul(chunks[k], chunks[k - 1], decs[k], out=chunks[k])
-        _stack_states(xs_, s_out, pm, b, c)
-        y = torch.bmm(gc, xs_).view(N, q, h, p)
-        y = y.to(x.dtype).mul_(_bc(e))
-        if D is not None:
-            y.addcmul_(xc, D[:, None])
+        raw = torch.bmm(Bc.to(mm).transpose(1, 2), xt)
+        if fused is not None:
+            s_out = x.new_empty((b, c, n, h, p))
+            ssd_fused_cpu.run("states_forward", bf, b, c, n, h, p, raw, t_end, decay, pm, s_out, xs_, block, q * hp)
+            y = x.new_empty((N, q, h, p))
+            Dc = None if D is None else D.contiguous()
+            ssd_fused_cpu.run("output_rows", bf, N, q, h, p, torch.bmm(gc, xs_), e, Dc, xc, xtok, y)
+        else:
+            s_out = raw.to(x.dtype).view(b, c, n, h, p)
+            s_out.mul_(t_end.view(b, c, 1, h, 1))
+            chunks, decs = s_out.unbind(1), decay.view(b, c, 1, h, 1).unbind(1)
+            for k in range(1, c):
+                torch.addcmul(chunks[k], chunks[k - 1], decs[k], out=chunks[k])
+            _stack_states(xs_, s_out, pm, b, c)
+            y = torch.bmm(gc, xs_).view(N, q, h, p)
+            y = y.to(x.dtype).mul_(_bc(e))
+            if D is not None:
+                y.addcmul_(xc, D[:, None])
         # The backward needs y without the D term only in sum_p(dy * y): it takes D x back out there.
         ctx.save_for_backward(xc, dtc, A, Bc, Cc, D, e, einv, f, gc, y, s_out, decay, t_end, pm, xs_ if grads else None)
         ctx.shape = (b, length, c, q)
         ctx.mm = mm
+        ctx.fused = fused
         return y.view(b, c * q, h, p)[:, :length]
 
     @staticmethod
@@ -381,51 +458,64 @@ class _FactorisedSSD(torch.autograd.Function):
         hp = h * p
         gyc = _pad_to_chunks(gy, q).reshape(N, q, h, p)
         with torch.autocast(gy.device.type, enabled=False):
-            # d/d cum_i through E (times E): sum_p dy * E W = sum_p dy * (y - D x)
-            gee = torch.einsum("nqhp,nqhp->nqh", gyc, y)
-            gD = None
-            if D is not None:
-                gyx = torch.einsum("nqhp,nqhp->nqh", gyc, xc)
-                gD = gyx.sum((0, 1))
-                gee -= gyx * D
+            fused = ctx.fused
             gws = _scratch("gws", (N, q + n, hp), gy, mm)  # [dW; dS^T], dW = dy * E
             gw = gws[:, :q]
-            _scale_into(gw.view(N, q, h, p), gyc, _bc(e), "scaled")
-            gsp = torch.bmm(Cc.to(mm).transpose(1, 2), gw, out=_scratch("gsp", (N, n, hp), gy, mm))
-            gsp = _as_dtype(gsp, gy.dtype, "gsp_acc")  # d(P S_in)^T
-            sp = xs_[:, q:]  # (P S_in)^T
-            tmp = _scratch("tmp", (b, c, n, h, p), gy)
-            gpp = torch.mul(gsp, sp, out=tmp.view(N, n, hp)).view(N, n, h, p).sum((1, 3))  # N h
-            # Reverse state pass, in place: R[k] = dS_in[k] + exp(tot_k) R[k+1]; d states[k] = R[k+1].
-            r = gsp.view(b, c, n, h, p).mul_(pm.view(b, c, 1, h, 1))
-            chunks, decs = r.unbind(1), decay.view(b, c, 1, h, 1).unbind(1)
-            for k in range(c - 2, -1, -1):
-                torch.addcmul(chunks[k], chunks[k + 1], decs[k], out=chunks[k])
-            gtot = torch.zeros(b, c, h, dtype=gy.dtype, device=gy.device)  # d tot via exp(tot - m) and exp(tot)
-            gtt = torch.zeros_like(gtot)  # d tot via exp(tot - m) only
-            gsraw = gws[:, q:].view(b, c, n, h, p)
-            gsraw[:, -1].zero_()
-            if c > 1:
-                # sum R[k+1] S_in[k+1]; states[k] = S_in[k+1] - exp(tot_k) S_in[k]
-                gtot[:, :-1] = torch.mul(r[:, 1:], s_out[:, :-1], out=tmp[:, 1:]).sum((2, 4))
-                gtt.copy_(gtot)
-                if c > 2:
-                    rs = torch.mul(r[:, 2:], s_out[:, :-2], out=tmp[:, 2:]).sum((2, 4))
-                    gtt[:, 1:-1] -= rs * decay.view(b, c, h)[:, 1:-1]
-                torch.mul(r[:, 1:], t_end.view(b, c, 1, h, 1)[:, :-1], out=gsraw[:, :-1])
+            if fused is not None:
+                bf, xtok = fused
+                gtok = _token_stride(gyc)
+                if gtok is None:
+                    gyc = gyc.contiguous()
+                    gtok = hp
+                block = (q + n) * hp
+                gee = gy.new_empty((N, q, h))  # d/d cum_i through E (times E): sum_p dy * (y - D x)
+                gyx = None if D is None else gy.new_empty((N, q, h))
+                gw = _scratch("gw", (N, q, hp), gy, mm)  # dW again, contiguous (see forward)
+                ssd_fused_cpu.run(
+                    "grad_in_rows", bf, N, q, h, p, gyc, gtok, y, e, D, xc, xtok, gee, gyx, gws, block, gw
+                )  # fmt: skip
+                gD = None if gyx is None else gyx.sum((0, 1))
+                gsp = torch.bmm(Cc.to(mm).transpose(1, 2), gw)  # d(P S_in)^T
+                gpp = gy.new_empty((N, h))
+                gtot = gy.new_empty((b, c, h))  # d tot via exp(tot - m) and exp(tot)
+                gtt = gy.new_empty((b, c, h))  # d tot via exp(tot - m) only
+                rbuf = _scratch("rbuf", (b, 2, n * hp), gy)
+                ssd_fused_cpu.run(
+                    "states_backward", bf, b, c, n, h, p, gsp, xs_, block, q * hp, pm, decay, t_end, s_out,
+                    gpp, gtot, gtt, gws, block, q * hp, rbuf,
+                )  # fmt: skip
+            else:
+                # d/d cum_i through E (times E): sum_p dy * E W = sum_p dy * (y - D x)
+                gee = torch.einsum("nqhp,nqhp->nqh", gyc, y)
+                gD = None
+                if D is not None:
+                    gyx = torch.einsum("nqhp,nqhp->nqh", gyc, xc)
+                    gD = gyx.sum((0, 1))
+                    gee -= gyx * D
+                _scale_into(gw.view(N, q, h, p), gyc, _bc(e), "scaled")
+                gsp = torch.bmm(Cc.to(mm).transpose(1, 2), gw, out=_scratch("gsp", (N, n, hp), gy, mm))
+                gsp = _as_dtype(gsp, gy.dtype, "gsp_acc")  # d(P S_in)^T
+                gpp, gtot, gtt = _states_backward(gsp, xs_[:, q:], gws[:, q:], s_out, pm, decay, t_end)
             gbt = _scratch("gbt", (N, q, q + n), gy, mm)  # [G^T | B]
             gbt[..., :q] = gc[..., :q].transpose(1, 2)
             gbt[..., q:] = Bc
-            gx = torch.bmm(gbt, gws).to(gy.dtype).view(N, q, h, p)  # dX~
+            if fused is not None:
+                gx = gy.new_empty((N, q, h, p))  # dX~ f + D dy
+                gf = gy.new_empty((N, q, h))
+                Dc = None if D is None else D.contiguous()
+                gxt = torch.bmm(gbt, gws)
+                ssd_fused_cpu.run("grad_out_rows", bf, N, q, h, p, gxt, xc, xtok, f, gyc, gtok, Dc, gx, gf)
+            else:
+                gx = torch.bmm(gbt, gws).to(gy.dtype).view(N, q, h, p)  # dX~
+                gf = torch.einsum("nqhp,nqhp->nqh", gx, xc)
+                gx.mul_(_bc(f))
+                if D is not None:
+                    gx.addcmul_(gyc, D[:, None])
             m2 = torch.bmm(xs_, gws.transpose(1, 2), out=_scratch("m2", (N, q + n, q + n), gy, mm))
             m2 = _as_dtype(m2, gy.dtype, "m2_acc")
             ggt = m2[:, :q, :q].triu_()  # dG^T (G is lower triangular)
             gC = torch.baddbmm(m2[:, q:, :q].transpose(1, 2), ggt.transpose(1, 2), Bc)
             gB = torch.baddbmm(m2[:, :q, q:], ggt, Cc)
-            gf = torch.einsum("nqhp,nqhp->nqh", gx, xc)
-            gx.mul_(_bc(f))
-            if D is not None:
-                gx.addcmul_(gyc, D[:, None])
             gcum = gee - gf * f
             gm = gpp - gtt.view(N, h) - gcum.sum(1)
             gcum[:, q // 2] += gm
@@ -438,7 +528,7 @@ class _FactorisedSSD(torch.autograd.Function):
         gdt = gdt.view(b, length_p, h)[:, :length]
         gB = gB.reshape(b, length_p, 1, n)[:, :length]
         gC = gC.reshape(b, length_p, 1, n)[:, :length]
-        return gx, gdt, gA, gB, gC, gD, None, None, None
+        return gx, gdt, gA, gB, gC, gD, None, None, None, None
 
 
 def _pass_states(states: Tensor, totals: Tensor) -> Tensor:
@@ -518,8 +608,9 @@ class RMSNormGated(nn.Module):
 class Mamba2(nn.Module):
     """Mamba-2 block, ``(batch, length, d_model) -> (batch, length, d_model)``, causal in length.
 
-    ``scan`` picks the torch implementation ("fast", "reference", "recurrent", or "fast_autograd":
-    the fast scan's arithmetic through autograd, for comparisons); on CUDA the
+    ``scan`` picks the torch implementation ("fast", "reference", "recurrent", "fast_torch": the
+    fast scan without :mod:`ssd_fused_cpu`'s loops, or "fast_autograd": the fast scan's arithmetic
+    through autograd; the last two for comparisons); on CUDA the
     ``mamba_ssm`` kernel is used when available unless ``use_kernels=False``.
     """
 
@@ -591,6 +682,8 @@ class Mamba2(nn.Module):
             y = ssd_chunked_reference(xh, dt, A, Bg, Cg, D=self.D, chunk_size=self.chunk_size)
         elif self.scan == "recurrent":
             y = ssd_recurrent(xh, dt, A, Bg, Cg, D=self.D)
+        elif self.scan == "fast_torch":
+            y = ssd_chunked(xh, dt, A, Bg, Cg, D=self.D, chunk_size=self.chunk_size, fused=False)
         elif self.scan == "fast_autograd":
             y = ssd_chunked_autograd(xh, dt, A, Bg, Cg, D=self.D, chunk_size=self.chunk_size)
         else:
