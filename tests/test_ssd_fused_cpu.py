@@ -53,7 +53,7 @@ def _run(args, fused: bool, mm: torch.dtype, with_d: bool, grad: str):
 
 
 @needs_cc
-@pytest.mark.parametrize("p", [16, 8])  # 16: the vector path on AVX-512 CPUs; 8: the plain C loops
+@pytest.mark.parametrize("p", [16, 64, 8])  # 16: SKFM (vector path on AVX-512); 64: TFM; 8: plain loops
 @pytest.mark.parametrize("mm", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize(
     ("length", "strided", "with_d", "grad"),
