@@ -36,7 +36,7 @@ _FUNCTIONS = ("scale_rows", "output_rows", "grad_in_rows", "grad_out_rows", "sta
 
 _LIB: ctypes.CDLL | None = None
 _LOCK = threading.Lock()
-_POOL: ThreadPoolExecutor | None = None
+_POOL: tuple[ThreadPoolExecutor, int] | None = None  # (pool, its size)
 
 
 class FusedKernelError(RuntimeError):
@@ -181,9 +181,9 @@ def run(name: str, bf16: bool, total: int, *args: Any) -> None:
         fn(ctypes.c_int64(0), ctypes.c_int64(total), *cargs)
         return
     with _LOCK:
-        if _POOL is None or _POOL._max_workers < threads:  # type: ignore[attr-defined]
-            _POOL = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kinest-ssd")
-        pool = _POOL
+        if _POOL is None or _POOL[1] < threads:
+            _POOL = (ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kinest-ssd"), threads)
+        pool = _POOL[0]
     bounds = [total * k // threads for k in range(threads + 1)]
     futures = [
         pool.submit(fn, ctypes.c_int64(bounds[k]), ctypes.c_int64(bounds[k + 1]), *cargs) for k in range(threads)
