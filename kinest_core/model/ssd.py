@@ -468,11 +468,12 @@ class _FactorisedSSD(torch.autograd.Function):
                     gyc = gyc.contiguous()
                     gtok = hp
                 block = (q + n) * hp
+                Dc = None if D is None else D.contiguous()
                 gee = gy.new_empty((N, q, h))  # d/d cum_i through E (times E): sum_p dy * (y - D x)
                 gyx = None if D is None else gy.new_empty((N, q, h))
                 gw = _scratch("gw", (N, q, hp), gy, mm)  # dW again, contiguous (see forward)
                 ssd_fused_cpu.run(
-                    "grad_in_rows", bf, N, q, h, p, gyc, gtok, y, e, D, xc, xtok, gee, gyx, gws, block, gw
+                    "grad_in_rows", bf, N, q, h, p, gyc, gtok, y, e, Dc, xc, xtok, gee, gyx, gws, block, gw
                 )  # fmt: skip
                 gD = None if gyx is None else gyx.sum((0, 1))
                 gsp = torch.bmm(Cc.to(mm).transpose(1, 2), gw)  # d(P S_in)^T
@@ -502,7 +503,6 @@ class _FactorisedSSD(torch.autograd.Function):
             if fused is not None:
                 gx = gy.new_empty((N, q, h, p))  # dX~ f + D dy
                 gf = gy.new_empty((N, q, h))
-                Dc = None if D is None else D.contiguous()
                 gxt = torch.bmm(gbt, gws)
                 ssd_fused_cpu.run("grad_out_rows", bf, N, q, h, p, gxt, xc, xtok, f, gyc, gtok, Dc, gx, gf)
             else:
