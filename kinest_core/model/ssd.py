@@ -428,7 +428,7 @@ class _FactorisedSSD(torch.autograd.Function):
             ssd_fused_cpu.run("states_forward", bf, b, c, n, h, p, raw, t_end, decay, pm, s_out, xs_, block, q * hp)
             y = x.new_empty((N, q, h, p))
             Dc = None if D is None else D.contiguous()
-            ssd_fused_cpu.run("output_rows", bf, N, q, h, p, torch.bmm(gc, xs_), e, Dc, xc, xtok, y)
+            ssd_fused_cpu.run("scale_add_rows", bf, N, q, h, p, torch.bmm(gc, xs_), e, Dc, xc, xtok, y, None, 0, None)
         else:
             s_out = raw.to(x.dtype).view(b, c, n, h, p)
             s_out.mul_(t_end.view(b, c, 1, h, 1))
@@ -504,7 +504,7 @@ class _FactorisedSSD(torch.autograd.Function):
                 gx = gy.new_empty((N, q, h, p))  # dX~ f + D dy
                 gf = gy.new_empty((N, q, h))
                 gxt = torch.bmm(gbt, gws)
-                ssd_fused_cpu.run("grad_out_rows", bf, N, q, h, p, gxt, xc, xtok, f, gyc, gtok, Dc, gx, gf)
+                ssd_fused_cpu.run("scale_add_rows", bf, N, q, h, p, gxt, f, Dc, gyc, gtok, gx, xc, xtok, gf)
             else:
                 gx = torch.bmm(gbt, gws).to(gy.dtype).view(N, q, h, p)  # dX~
                 gf = torch.einsum("nqhp,nqhp->nqh", gx, xc)

@@ -104,28 +104,6 @@ INLINE void scale_rows_impl(int bf, i64 n0, i64 n1, i64 q, i64 h, i64 p, const f
         }
 }
 
-// y[n, i, h, :] = W[n, i, h, :] * e[n, i, h] + D[h] x[n, i, h, :]   (W: the output matmul, contiguous)
-INLINE void output_rows_impl(int bf, i64 n0, i64 n1, i64 q, i64 h, i64 p, const void *w, const float *e,
-                             const float *D, const float *x, i64 xtok, float *y) {
-    const i64 hp = h * p;
-    for (i64 n = n0; n < n1; n++)
-        for (i64 i = 0; i < q; i++) {
-            const i64 t = n * q + i;
-            const float *er = e + t * h;
-            const float *xr = x + t * xtok;
-            float *yr = y + t * hp;
-            for (i64 k = 0; k < h; k++) {
-                const float ek = er[k];
-                const float dk = D ? D[k] : 0.0f;
-                for (i64 j = 0; j < p; j++) {
-                    float v = ld(w, t * hp + k * p + j, bf) * ek;
-                    if (D) v += dk * xr[k * p + j];
-                    yr[k * p + j] = v;
-                }
-            }
-        }
-}
-
 // Backward, first pass over dy: gee = sum_p dy (y - D x), gyx = sum_p dy x, dW = dy * e into `gw`
 // and into the contiguous `dense` (as in scale_rows).
 INLINE void grad_in_rows_impl(int bf, i64 n0, i64 n1, i64 q, i64 h, i64 p, const float *gy, i64 gtok,
@@ -171,38 +149,40 @@ INLINE void grad_in_rows_impl(int bf, i64 n0, i64 n1, i64 q, i64 h, i64 p, const
         }
 }
 
-// Backward, last pass: gf = sum_p dX~ x, dx = dX~ * f + D dy (dX~: the matmul result, contiguous).
-INLINE void grad_out_rows_impl(int bf, i64 n0, i64 n1, i64 q, i64 h, i64 p, const void *gxt, const float *x,
-                               i64 xtok, const float *f, const float *gy, i64 gtok, const float *D, float *gx,
-                               float *gf) {
+// out[n, i, h, :] = W[n, i, h, :] * s[n, i, h] + D[h] a[n, i, h, :]  (W: a matmul result, contiguous),
+// and where `dot` is given, dot[n, i, h] = sum_p W x. Forward output: W = [G | C] [X~; S], s = E, a = x.
+// Backward, last pass: W = dX~, s = F, a = dy, dot = d F (sum_p dX~ x).
+INLINE void scale_add_rows_impl(int bf, i64 n0, i64 n1, i64 q, i64 h, i64 p, const void *w, const float *s,
+                                const float *D, const float *a, i64 atok, float *out, const float *x, i64 xtok,
+                                float *dot) {
     const i64 hp = h * p;
     for (i64 n = n0; n < n1; n++)
         for (i64 i = 0; i < q; i++) {
             const i64 t = n * q + i;
-            const float *xr = x + t * xtok;
-            const float *g = gy + t * gtok;
-            float *o = gx + t * hp;
+            const float *ar = a + t * atok;
+            const float *xr = dot ? x + t * xtok : 0;
+            float *o = out + t * hp;
             for (i64 k = 0; k < h; k++) {
-                const float fk = f[t * h + k];
+                const float sk = s[t * h + k];
                 const float dk = D ? D[k] : 0.0f;
-                float s = 0.0f;
+                float sum = 0.0f;
 #if HAVE_V16
                 if (p == 16) {
-                    const __m512 v = ld16(gxt, t * hp + k * 16, bf);
-                    s = _mm512_reduce_add_ps(_mm512_mul_ps(v, _mm512_loadu_ps(xr + k * 16)));
-                    __m512 out = _mm512_mul_ps(v, _mm512_set1_ps(fk));
-                    if (D) out = _mm512_fmadd_ps(_mm512_loadu_ps(g + k * 16), _mm512_set1_ps(dk), out);
-                    _mm512_storeu_ps(o + k * 16, out);
+                    const __m512 v = ld16(w, t * hp + k * 16, bf);
+                    if (dot) sum = _mm512_reduce_add_ps(_mm512_mul_ps(v, _mm512_loadu_ps(xr + k * 16)));
+                    __m512 r = _mm512_mul_ps(v, _mm512_set1_ps(sk));
+                    if (D) r = _mm512_fmadd_ps(_mm512_loadu_ps(ar + k * 16), _mm512_set1_ps(dk), r);
+                    _mm512_storeu_ps(o + k * 16, r);
                 } else
 #endif
                 {
                     for (i64 j = 0; j < p; j++) {
-                        const float v = ld(gxt, t * hp + k * p + j, bf);
-                        s += v * xr[k * p + j];
-                        o[k * p + j] = D ? v * fk + dk * g[k * p + j] : v * fk;
+                        const float v = ld(w, t * hp + k * p + j, bf);
+                        if (dot) sum += v * xr[k * p + j];
+                        o[k * p + j] = D ? v * sk + dk * ar[k * p + j] : v * sk;
                     }
                 }
-                gf[t * h + k] = s;
+                if (dot) dot[t * h + k] = sum;
             }
         }
 }
@@ -327,22 +307,17 @@ INLINE void states_backward_impl(int bf, i64 b0, i64 b1, i64 c, i64 s, i64 h, i6
 #define A_SCALE(P) n0, n1, q, h, P, src, tok, f, dst, block, dense
 BOTH(scale_rows, P_SCALE, A_SCALE)
 
-#define P_OUT \
-    (i64 n0, i64 n1, i64 q, i64 h, i64 p, const void *w, const float *e, const float *D, const float *x, i64 xtok, float *y)
-#define A_OUT(P) n0, n1, q, h, P, w, e, D, x, xtok, y
-BOTH(output_rows, P_OUT, A_OUT)
-
 #define P_GIN                                                                                                  \
     (i64 n0, i64 n1, i64 q, i64 h, i64 p, const float *gy, i64 gtok, const float *y, const float *e, const float *D, \
      const float *x, i64 xtok, float *gee, float *gyx, void *gw, i64 block, void *dense)
 #define A_GIN(P) n0, n1, q, h, P, gy, gtok, y, e, D, x, xtok, gee, gyx, gw, block, dense
 BOTH(grad_in_rows, P_GIN, A_GIN)
 
-#define P_GOUT                                                                                                  \
-    (i64 n0, i64 n1, i64 q, i64 h, i64 p, const void *gxt, const float *x, i64 xtok, const float *f, const float *gy, \
-     i64 gtok, const float *D, float *gx, float *gf)
-#define A_GOUT(P) n0, n1, q, h, P, gxt, x, xtok, f, gy, gtok, D, gx, gf
-BOTH(grad_out_rows, P_GOUT, A_GOUT)
+#define P_SADD                                                                                                 \
+    (i64 n0, i64 n1, i64 q, i64 h, i64 p, const void *w, const float *s, const float *D, const float *a, i64 atok, \
+     float *out, const float *x, i64 xtok, float *dot)
+#define A_SADD(P) n0, n1, q, h, P, w, s, D, a, atok, out, x, xtok, dot
+BOTH(scale_add_rows, P_SADD, A_SADD)
 
 #define P_SF                                                                                                      \
     (i64 b0, i64 b1, i64 c, i64 s, i64 h, i64 p, const void *raw, const float *t_end, const float *decay, const float *pm, \

@@ -32,9 +32,10 @@ import torch
 SOURCE = Path(__file__).with_name("ssd_fused_cpu.c")
 #: ``-march=native``: the library is built for, and cached per, the CPU it runs on.
 CFLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-std=gnu11", "-fPIC", "-shared", "-fvisibility=hidden")
-_FUNCTIONS = ("scale_rows", "output_rows", "grad_in_rows", "grad_out_rows", "states_forward", "states_backward")
+_FUNCTIONS = ("scale_rows", "scale_add_rows", "grad_in_rows", "states_forward", "states_backward")
 
 _LIB: ctypes.CDLL | None = None
+_LIB_NAME = ""  # the loaded library's file name, for status lines
 _LOCK = threading.Lock()
 _POOL: tuple[ThreadPoolExecutor, int] | None = None  # (pool, its size)
 
@@ -119,7 +120,7 @@ def enable(build_if_missing: bool = True) -> str:
     Raises :class:`FusedKernelError` with the reason when they cannot be had; the PyTorch op stays
     in use then. ``KINEST_FUSED_CPU=0`` turns them off.
     """
-    global _LIB
+    global _LIB, _LIB_NAME
     if os.environ.get("KINEST_FUSED_CPU", "1") == "0":
         raise FusedKernelError("turned off by KINEST_FUSED_CPU=0")
     with _LOCK:
@@ -132,8 +133,8 @@ def enable(build_if_missing: bool = True) -> str:
                 _bind(lib)
             except (OSError, AttributeError) as exc:
                 raise FusedKernelError(f"loading {path} failed: {exc}") from exc
-            _LIB = lib
-        return f"fused CPU SSD loops on ({library_path().name})"
+            _LIB, _LIB_NAME = lib, path.name
+        return f"fused CPU SSD loops on ({_LIB_NAME})"
 
 
 def try_enable() -> str:
