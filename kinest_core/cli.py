@@ -27,13 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kinest {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"kinest_core.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"kinest_core.commands.{name}":
-                continue  # not built yet in this tree
-            raise
-        module.add_parser(sub)
+        importlib.import_module(f"kinest_core.commands.{name}").add_parser(sub)
     return parser
 
 
