@@ -138,12 +138,16 @@ def test_enormous_file_refused_quickly(tmp_path: Path) -> None:
 def test_absurd_time_span(tmp_path: Path) -> None:
     lines = _small_csv().splitlines()
     rows = [ln.split(",") for ln in lines]
-    rows[-1][0] = "9000000"  # ms: 2.5 h, fine
+    rows[-1][0] = "9000000"  # ms: one row 2.5 h after the others is a corrupt time stamp: dropped
     (tmp_path / "ok.csv").write_text("\n".join(",".join(r) for r in rows) + "\n")
     seq = read_tracking(tmp_path / "ok.csv", resample_fps=None)
-    assert "GAPS" in {w.code for w in seq.warnings}
+    spike = [w.message for w in seq.warnings if w.code == "NONMONOTONIC_TIME"]
+    assert spike and "line 41" in spike[0] and seq.info["duration_s"] < 2.0
+    rows = [ln.split(",") for ln in lines]
+    for r in rows[20:]:
+        r[0] = str(float(r[0]) + 13 * 3600e3)  # half the take 13 h later
     (tmp_path / "bad.csv").write_text("\n".join(",".join(r) for r in rows) + "\n")
-    _expect_error(tmp_path / "bad.csv", "span", "time_units", time_units="s")
+    _expect_error(tmp_path / "bad.csv", "span", "time_units", "line 20 and line 21")
 
 
 def test_bvh_errors(tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from kinest_core.io.errors import TrackingFileError
-from kinest_core.io.raw import MAX_SAMPLES, RawTracking, check_size
+from kinest_core.io.files import read_bytes
+from kinest_core.io.raw import MAX_SAMPLES, RawTracking
 
 BSOR_MAGIC = 0x442D3D69
 FRAME_BYTES = 92
@@ -138,9 +139,7 @@ def frames_section(path: str, data: bytes, header: BsorHeader) -> tuple[int, int
 
 def read_bsor(path: str) -> RawTracking:
     """Read a ``.bsor`` replay's pose frames (Unity axes, metres) into :class:`RawTracking`."""
-    check_size(path)
-    with open(path, "rb") as fh:
-        data = fh.read()
+    data = read_bytes(path)
     header = parse_header(path, data)
     count, start = frames_section(path, data, header)
     dt = np.dtype([("time", "<f4"), ("fps", "<i4"), ("pose", "<f4", (3, 7))])

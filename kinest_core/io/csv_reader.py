@@ -10,6 +10,7 @@ included), Euler angles where a device has no ``w`` column, and blank cells as g
 from __future__ import annotations
 
 import csv
+import functools
 import re
 from typing import Any
 
@@ -17,7 +18,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kinest_core.io.errors import TrackingFileError
-from kinest_core.io.raw import DEVICE_KEYS, MAX_ABS_COORD, MAX_SAMPLES, RawTracking, check_size
+from kinest_core.io.files import read_text_bytes
+from kinest_core.io.raw import DEVICE_KEYS, MAX_ABS_COORD, MAX_SAMPLES, RawTracking
 from kinest_core.rotations import euler_to_matrix, matrix_to_quat
 
 #: Accepted spellings of each device in column names (after lower-casing and ``_`` separators).
@@ -76,6 +78,8 @@ TIME_COLUMNS: tuple[tuple[str, str | None], ...] = (
     ("milliseconds", "ms"),
 )
 TIME_UNITS: dict[str, float] = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+#: Most columns a header may have (head + hands need 22; exports with eye, finger or body data a few hundred).
+MAX_COLUMNS = 1024
 _MISSING = {"", "nan", "na", "n/a", "null", "none", "-"}
 
 
@@ -120,6 +124,7 @@ def column_unit(name: str) -> str | None:
     return _UNIT_WORDS.get(word)
 
 
+@functools.lru_cache(maxsize=4096)
 def classify_column(name: str) -> tuple[str, str, str] | None:
     """``'left_controller_rot_w'`` -> ``('left', 'rot', 'w')``; None for columns we do not use."""
     norm = _UNIT_SUFFIX.sub("", _normalise(name))
@@ -172,9 +177,7 @@ def read_csv_tracking(
     ``quat_order`` "xyzw"/"wxyz" reads each device's four rotation columns in file order in
     that order, ignoring their labels (for files whose labels are wrong).
     """
-    check_size(path)
-    with open(path, "rb") as fh:
-        text = _decode(path, fh.read())
+    text = _decode(path, read_text_bytes(path))
     lines = text.splitlines()
     # Header: the first line naming head columns (tools write preambles), else the first non-comment line.
     candidates = [k for k in range(min(len(lines), 200)) if lines[k].strip() and not lines[k].lstrip().startswith("#")][
@@ -184,9 +187,11 @@ def read_csv_tracking(
         raise TrackingFileError(path, "holds no header and no data", hint="re-export the recording")
     hdr_idx = candidates[0]
     for k in candidates:
+        if len(lines[k]) > 64 * MAX_COLUMNS:  # longer than any header we could read
+            continue
         dl = _sniff_delimiter(lines[k])
         cells = lines[k].split() if dl == " " else next(csv.reader([lines[k]], delimiter=dl), [])
-        if sum(1 for c in cells if classify_column(c) is not None) >= 3:
+        if len(cells) <= MAX_COLUMNS and sum(1 for c in cells if classify_column(c) is not None) >= 3:
             hdr_idx = k
             break
     delim = _sniff_delimiter(lines[hdr_idx])
@@ -197,6 +202,13 @@ def read_csv_tracking(
         header = next(csv.reader([header_line], delimiter=delim))
     header = [h.strip().strip('"') for h in header]
     ncols = len(header)
+    if ncols > MAX_COLUMNS:
+        raise TrackingFileError(
+            path,
+            f"the header has {ncols} columns, above the {MAX_COLUMNS} a tracking table can need",
+            where=f"line {hdr_idx + 1}",
+            hint="check the delimiter, or keep only the time, head and hand columns",
+        )
     info: dict[str, Any] = {"delimiter": delim, "columns": header}
 
     # --- map columns ---
@@ -329,7 +341,7 @@ def read_csv_tracking(
             )
         unit_from = "column name"
         steps = np.diff(t)
-        per_row = "delta" in norm_header[time_col] and n > 2 and np.mean(steps < 0) > 0.3 and np.all(t >= 0)
+        per_row = "delta" in norm_header[time_col] and _looks_per_row(t, steps)
         if time_unit is None:
             time_unit = _detect_time_unit(np.cumsum(t) if per_row else t)
             unit_from = "sample spacing"
@@ -409,6 +421,7 @@ def read_csv_tracking(
         dev: sorted(header[i] for (dv, _k, _c), i in slots.items() if dv == dev) for dev in DEVICE_KEYS
     }
     info["line_numbers"] = (line_nos[0], line_nos[-1])
+    info["sample_lines"] = np.asarray(line_nos, dtype=np.int64)  # file line of each sample, for messages
     layout = "generic"
     if "delta_time_ms" in norm_header and any(h.startswith("head_pos") for h in norm_header):
         layout = "Kinematic Maze 'fixed' (cm)"
@@ -430,6 +443,27 @@ def read_csv_tracking(
         units=units_prior,
         info=info,
     )
+
+
+def _looks_per_row(t: NDArray[np.float64], steps: NDArray[np.float64]) -> bool:
+    """A 'delta' column holding per-row intervals, not the time since the first row.
+
+    Intervals are positive and cluster around one value (most within a factor 2 of the median)
+    while their order is random (a constant column is read as one time stamp, as the name cannot
+    settle it); a cumulative column, even in reverse or shuffled, spreads from
+    near 0 to the take's length, so a tenth of it lies below half its median and a tenth above
+    1.5 times it. A column in order (rising or falling) is cumulative.
+    """
+    if t.shape[0] < 3 or not np.all(t >= 0):
+        return False
+    med = float(np.median(t))
+    if med <= 0:
+        return False
+    moving = steps[steps != 0]
+    if moving.size < 2 or not 0.1 <= float(np.mean(moving < 0)) <= 0.9:
+        return False  # constant or ordered: a cumulative column, perhaps reversed (reported as NONMONOTONIC_TIME)
+    lo, hi = np.percentile(t, [10, 90])
+    return bool(lo >= 0.5 * med or hi <= 1.5 * med)
 
 
 def _detect_time_unit(t: NDArray[np.float64]) -> str:

@@ -3,18 +3,17 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from kinest_core.io.errors import TrackingFileError
+from kinest_core.io.files import MAX_FILE_BYTES, check_file
 
-#: Files above this size are refused before reading (no real take comes near it).
-MAX_FILE_BYTES = 512 * 1024 * 1024
-#: Samples above this count are refused (about 38 hours at 72 Hz).
+__all__ = ["DEVICE_KEYS", "MAX_ABS_COORD", "MAX_FILE_BYTES", "MAX_SAMPLES", "RawTracking", "check_size"]
+
+#: Samples above this count are refused (about 12 hours at 230 Hz).
 MAX_SAMPLES = 10_000_000
 #: Coordinates beyond this magnitude (in any unit) cannot come from a tracker.
 MAX_ABS_COORD = 1.0e7
@@ -50,19 +49,5 @@ class RawTracking:
 
 
 def check_size(path: str, limit: int = MAX_FILE_BYTES) -> int:
-    """Refuse missing, empty and enormous files up front, so nothing reads for minutes."""
-    try:
-        size = os.path.getsize(path)
-    except OSError as exc:
-        raise TrackingFileError(path, f"cannot open ({exc.strerror or exc})", hint="check the path") from exc
-    if os.path.isdir(path):
-        raise TrackingFileError(path, "is a folder, not a tracking file", hint="pass one recording file")
-    if size == 0:
-        raise TrackingFileError(path, "the file is empty", hint="re-export the recording")
-    if size > limit:
-        raise TrackingFileError(
-            path,
-            f"the file is {size / 1e6:.0f} MB, above the {limit / 1e6:.0f} MB limit",
-            hint="split the recording into shorter takes",
-        )
-    return size
+    """Refuse missing, empty, enormous and non-regular files up front (see :func:`kinest_core.io.files.check_file`)."""
+    return check_file(path, limit)

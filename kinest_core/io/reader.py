@@ -24,6 +24,7 @@ from kinest_core.io.conventions import (
 )
 from kinest_core.io.csv_reader import TIME_UNITS, classify_column, read_csv_tracking
 from kinest_core.io.errors import TrackingFileError
+from kinest_core.io.npz_reader import read_npz_tracking
 from kinest_core.io.raw import RawTracking, check_size
 from kinest_core.io.resample import clean_times, find_runs, resample_device
 from kinest_core.io.units import HEAD_HEIGHT_RANGE_M, REACH_RANGE_M, body_scale_stats, detect_units
@@ -34,7 +35,7 @@ from kinest_core.io.validation import (
     validate_devices,
 )
 from kinest_core.rotations import quat_to_matrix
-from kinest_core.skeleton import HEAD, NEUTRAL_HEIGHT, Skeleton
+from kinest_core.skeleton import Skeleton
 from kinest_core.types import DEVICES, TrackingSequence, TrackingWarning
 
 #: Names accepted by ``read_tracking(format=...)``.
@@ -58,8 +59,10 @@ WARNING_CODES: tuple[str, ...] = (
 )
 
 
-#: Longest take accepted (a whole day of play); longer spans are broken time columns.
-MAX_DURATION_S = 24 * 3600.0
+#: Longest take accepted; longer spans are broken time columns (or should be split).
+MAX_DURATION_S = 12 * 3600.0
+#: Longest interval between two samples accepted: logging that stopped for longer is two takes.
+MAX_GAP_S = 600.0
 _GUESSED = "data (up axis from head above hands); handedness assumed right (OpenXR)"
 
 
@@ -170,13 +173,14 @@ def read_raw(
     elif fmt == "bvh":
         raw = read_bvh_tracking(path)
     else:
-        raise ValueError(f"format {fmt!r} has no device poses")
+        raw = read_npz_tracking(path)
     if fmt == "bsor" and qo == "wxyz":
         raw.quats = raw.quats[..., [1, 2, 3, 0]]  # the file's xyzw slots hold w, x, y, z
     raw.info["quat_order"] = {
         "csv": "by column name" if qo == "auto" else f"{qo} (option, file column order)",
         "bsor": "xyzw (format)" if qo == "auto" else f"{qo} (option)",
         "bvh": "n/a (Euler channels)",
+        "npz": "n/a (matrices)",
     }[fmt]
     return raw
 
@@ -227,30 +231,7 @@ def poses_from_raw(
         )
 
     # --- time ---
-    order, tinfo = clean_times(raw.times)
-    info.update(tinfo)
-    if tinfo["backward_steps"]:
-        warnings.append(
-            TrackingWarning(
-                "NONMONOTONIC_TIME",
-                f"time goes backwards {tinfo['backward_steps']} time(s) (first at sample {tinfo['first_backward_step']}); "
-                "samples were sorted by time; check the export",
-            )
-        )
-    if order.size < 2:
-        raise TrackingFileError(
-            path, "holds fewer than 2 distinct time stamps", hint="a take needs at least two samples"
-        )
-    t = raw.times[order]
-    t = t - t[0]
-    if t[-1] > MAX_DURATION_S:
-        jump = int(np.argmax(np.diff(t)))
-        raise TrackingFileError(
-            path,
-            f"the time stamps span {t[-1]:.3g} s (over {MAX_DURATION_S / 3600:.0f} h), the largest jump "
-            f"{np.diff(t)[jump]:.3g} s at sample {order[jump + 1]}",
-            hint="check the time column and time_units= (s, ms, us, ns), or split the take",
-        )
+    order, t = _clean_time(raw, path, info, warnings)
     qn, qinfo, qwarn = _prepare_quats(raw, path)
     valid = qinfo.pop("valid")[order]
     info.update(qinfo)
@@ -315,6 +296,75 @@ def poses_from_raw(
         checks = [_with_order_hint(w, raw, conv, qn[order], dp) if w.code == "ROTATION_SUSPECT" else w for w in checks]
     dp.warnings.extend(checks)
     return dp
+
+
+def _sample_place(raw: RawTracking, k: int) -> str:
+    """Where sample ``k`` of ``raw`` is in its file: a CSV line, else a frame."""
+    lines = raw.info.get("sample_lines")
+    if lines is not None and 0 <= k < len(lines):
+        return f"line {int(lines[k])}"
+    return f"frame {k}"
+
+
+def _clean_time(
+    raw: RawTracking, path: str, info: dict[str, Any], warnings: list[TrackingWarning]
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Sample order and times from 0 s: spikes dropped, sorted, repeats merged, limits enforced."""
+    if raw.times.ndim != 1 or raw.times.shape[0] != raw.num_samples or not np.all(np.isfinite(raw.times)):
+        bad = int(np.argmax(~np.isfinite(raw.times))) if raw.times.ndim == 1 else 0
+        raise TrackingFileError(path, "a time stamp is NaN or inf", where=_sample_place(raw, bad), hint="fix the time")
+    order, tinfo = clean_times(raw.times)
+    info.pop("sample_lines", None)
+    info.update(tinfo)
+    spikes = tinfo["time_spikes"]
+    if spikes:
+        k = spikes[0]
+        warnings.append(
+            TrackingWarning(
+                "NONMONOTONIC_TIME",
+                f"{len(spikes)} time stamp(s) far out of line with their neighbours were dropped (first at "
+                f"{_sample_place(raw, k)}: {raw.times[k]:.6g} s); check the export",
+            )
+        )
+    if tinfo["backward_steps"]:
+        warnings.append(
+            TrackingWarning(
+                "NONMONOTONIC_TIME",
+                f"time goes backwards {tinfo['backward_steps']} time(s) (first at "
+                f"{_sample_place(raw, tinfo['first_backward_step'])}); samples were sorted by time; check the export",
+            )
+        )
+    if tinfo["repeated_times"]:
+        warnings.append(
+            TrackingWarning(
+                "NONMONOTONIC_TIME",
+                f"{tinfo['repeated_times']} sample(s) repeat the time of the one before (first at "
+                f"{_sample_place(raw, tinfo['first_repeated_time'])}); the last of each was kept; check the export",
+            )
+        )
+    if order.size < 2:
+        raise TrackingFileError(
+            path, "holds fewer than 2 distinct time stamps", hint="a take needs at least two samples at different times"
+        )
+    t = raw.times[order]
+    t = t - t[0]
+    steps = np.diff(t)
+    jump = int(np.argmax(steps))
+    where = f"between {_sample_place(raw, int(order[jump]))} and {_sample_place(raw, int(order[jump + 1]))}"
+    if t[-1] > MAX_DURATION_S:
+        raise TrackingFileError(
+            path,
+            f"the time stamps span {t[-1]:.3g} s (over {MAX_DURATION_S / 3600:.0f} h), the largest jump "
+            f"{steps[jump]:.3g} s {where}",
+            hint="check the time column and time_units= (s, ms, us, ns), or split the take",
+        )
+    if steps[jump] > MAX_GAP_S:
+        raise TrackingFileError(
+            path,
+            f"the time jumps {steps[jump]:.3g} s {where} (over {MAX_GAP_S / 60:.0f} minutes without a sample)",
+            hint="split the take there, or check the time column and time_units=",
+        )
+    return order, t
 
 
 def _with_order_hint(
@@ -402,8 +452,10 @@ def read_tracking(
     _check_options(format, convention, units, quat_order, columns, calibration, resample_fps, time_units)
     try:
         fmt = detect_format(p, format)
-        if fmt == "npz":
-            return _read_npz(p, resample_fps)
+        if fmt == "npz":  # already KineST joints in its world: metres, never shifted
+            units = units or "m"
+            floor = 0.0 if floor == "auto" else floor
+            recenter = False
         raw = read_raw(
             p,
             format=fmt,
@@ -486,72 +538,6 @@ def sequence_from_raw(
     return _finish(dev, calibration, resample_fps, max_gap_s, floor, recenter)
 
 
-def _read_npz(path: str, resample_fps: float | None) -> TrackingSequence:
-    check_size(path)
-    try:
-        seq = TrackingSequence.load_npz(path)
-    except TrackingFileError:
-        raise
-    except (ValueError, OSError, KeyError, EOFError) as exc:
-        msg = str(exc)
-        raise TrackingFileError(
-            path, msg if msg.startswith(path) is False else msg[len(path) + 2 :], hint="write it with save_npz"
-        ) from exc
-    except Exception as exc:  # zipfile.BadZipFile and friends
-        raise TrackingFileError(path, f"is not a readable .npz ({type(exc).__name__}: {exc})") from exc
-    n = seq.num_frames
-    if n < 2 or not np.all(np.diff(seq.times) > 0):
-        raise TrackingFileError(path, "'times' must hold at least 2 increasing values", hint="write it with save_npz")
-    t = seq.times - seq.times[0]
-    if t[-1] > MAX_DURATION_S:
-        raise TrackingFileError(path, f"'times' spans {t[-1]:.3g} s", hint="times are seconds")
-    mats = seq.transforms()
-    if not np.allclose(mats[..., :3, :3] @ np.swapaxes(mats[..., :3, :3], -1, -2), np.eye(3), atol=1e-3):
-        raise TrackingFileError(path, "holds matrices that are not rotations + translations", hint="check the arrays")
-    info: dict[str, Any] = {
-        "file": path,
-        "format": "npz",
-        "units": "m",
-        "units_from": "npz format",
-        "convention": "blender",
-        "convention_from": "npz format (KineST joint poses)",
-        "handedness": "right",
-        "up_axis": "+Z",
-        "device_forward_axis": "-Y",
-        "quat_order": "n/a (matrices)",
-        "device_family": "joints",
-        "original_samples": n,
-        "original_times": t,
-        "original_rate_hz": float(1.0 / np.median(np.diff(t))),
-        "duration_s": float(t[-1]),
-    }
-    head_top = float(np.percentile(mats[seq.valid[:, 0], 0, 2, 3], 95)) if seq.valid[:, 0].any() else 1.6
-    neutral_head = float(Skeleton.neutral(NEUTRAL_HEIGHT).rest_joints()[HEAD, 2])
-    info["body_height_m"] = float(np.clip(head_top * NEUTRAL_HEIGHT / neutral_head, 1.0, 2.3))
-    info["floor_level_m"] = 0.0
-    info["floor_from"] = "npz format (z = 0)"
-    if (
-        resample_fps is None
-        or abs(float(seq.fps) - float(resample_fps)) < 1e-9
-        and np.allclose(np.diff(t), 1.0 / float(resample_fps), atol=1e-6)
-    ):
-        out_t, fps, out = t, float(seq.fps) if resample_fps is None else float(resample_fps), mats
-        valid = seq.valid
-    else:
-        fps = float(resample_fps)
-        out_t = np.arange(int(np.floor(t[-1] * fps + 1e-6)) + 1) / fps
-        out = np.tile(np.eye(4), (out_t.shape[0], 3, 1, 1))
-        valid = np.zeros((out_t.shape[0], 3), dtype=bool)
-        for d in range(3):
-            p, rr, v = resample_device(t, mats[:, d, :3, 3], mats[:, d, :3, :3], seq.valid[:, d], out_t, 0.25)
-            out[:, d, :3, :3] = rr
-            out[:, d, :3, 3] = p
-            valid[:, d] = v
-    info["frames"] = int(out_t.shape[0])
-    info["fps"] = fps
-    return TrackingSequence(out_t, out[:, 0], out[:, 1], out[:, 2], valid, fps=fps, info=info, warnings=[])
-
-
 def _finish(
     dev: DevicePoses,
     calibration: Calibration | str | None,
@@ -614,8 +600,7 @@ def _finish(
 
     # --- height ---
     head_p95 = float(np.percentile(jp[valid[:, 0], 0, 2], 95))
-    neutral_head = float(Skeleton.neutral(NEUTRAL_HEIGHT).rest_joints()[HEAD, 2])
-    height = head_p95 * NEUTRAL_HEIGHT / neutral_head
+    height = Skeleton.height_from_head(head_p95)
     info["head_joint_height_p95_m"] = head_p95
     info["body_height_m"] = float(np.clip(height, 1.0, 2.3))
     if not 1.2 <= height <= 2.1:

@@ -1,0 +1,70 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The error types users see: one per layer, each a one-line message naming the file, the place and the fix.
+
+- :class:`TrackingFileError`: tracking input that cannot be read (any format, or arrays in memory)
+- :class:`CheckpointError`: a model checkpoint that cannot be loaded
+- :class:`OutputFileError`: a result that cannot be written where asked
+- :class:`ReconstructionError`: the network gave no usable motion (non-finite values)
+
+All derive from :class:`KinestError`, a ``ValueError``, so callers that report ``ValueError`` as a
+user mistake keep working. Anything else reaching the command line or the worker is a bug:
+:func:`unexpected_message` turns it into one line with a bug-report hint (``KINEST_DEBUG=1``
+shows the traceback).
+"""
+
+from __future__ import annotations
+
+import os
+
+#: Set to 1 to get tracebacks instead of one-line messages for unexpected errors.
+DEBUG_ENV = "KINEST_DEBUG"
+
+
+class KinestError(ValueError):
+    """A problem the user can act on: ``path, where: problem; hint``."""
+
+    def __init__(self, path: str, problem: str, *, where: str | None = None, hint: str | None = None) -> None:
+        self.path = str(path)
+        self.where = where
+        self.problem = problem
+        self.hint = hint
+        text = self.path
+        if where:
+            text += f", {where}"
+        text += f": {problem}"
+        if hint:
+            text += f"; {hint}"
+        super().__init__(" ".join(text.split()))
+
+
+class TrackingFileError(KinestError):
+    """Unreadable tracking input. The message names the file, where (line or frame), what and what to do."""
+
+
+class CheckpointError(KinestError):
+    """A checkpoint (``NAME.safetensors`` + ``NAME.json``) that is missing, damaged or inconsistent."""
+
+
+class OutputFileError(KinestError):
+    """An output that cannot be written (the input itself, a folder, no permission, disk full)."""
+
+
+class ReconstructionError(KinestError):
+    """The reconstruction produced no usable motion; nothing was written."""
+
+
+def debug_enabled() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def unexpected_message(exc: BaseException, doing: str) -> str:
+    """One line for an error that should not happen: what, while doing what, and how to report it."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if len(text) > 300:
+        text = text[:297] + "..."
+    if isinstance(exc, MemoryError):
+        return f"out of memory while {doing}; try a shorter take or close other programs"
+    return (
+        f"internal error while {doing} ({type(exc).__name__}: {text}); this is a bug in KineST: please report it "
+        f"with the command and the input file (set {DEBUG_ENV}=1 to see the traceback)"
+    )
