@@ -11,7 +11,7 @@ scene:
   every frame written with ``keyframe_points.add`` + ``foreach_set``, armature, body mesh), in
   one call and in the 0.1 s main-thread steps Reconstruct uses;
 - Blender's BVH importer (``bpy.ops.import_anim.bvh``) reading the same 22-joint motion written
-  by ``kinest_core.bvh.write_motion_bvh`` (file parsing included: it is what that tool costs);
+  by ``kinest_core.io.bvh.write_motion_bvh`` (file parsing included: it is what that tool costs);
 - per-key ``keyframe_insert`` of the same channels (location + quaternion per bone), the way a
   simple script keys a pose, timed on the first ``--insert-frames`` frames only (it is slow) and
   compared as keys per second.
@@ -68,8 +68,8 @@ def run(frames: int, insert_frames: int) -> dict[str, Any]:
     import numpy as np
 
     bpy = start_blender()
-    from kinest_blender import bake
-    from kinest_core.bvh import write_motion_bvh
+    from kinest_blender import armature, bake
+    from kinest_core.io.bvh import write_motion_bvh
 
     motion = looped_motion(frames)
     out: dict[str, Any] = {"bake_frames": frames}
@@ -126,7 +126,7 @@ def run(frames: int, insert_frames: int) -> dict[str, Any]:
     # Per-key keyframe_insert of the same channels on the first frames.
     bpy.ops.wm.read_homefile(use_empty=True)
     plan = bake.plan_bake(motion, "insert", jitter=False)
-    obj = bake.ensure_armature(context, "insert", motion.rest_offsets, plan.names)
+    obj = armature.ensure_armature(context, "insert", motion.rest_offsets, plan.names)
     values = np.stack([plan.curve_values(k) for k in range(3 + 4 * len(plan.names))])  # location, then wxyz per bone
     root = obj.pose.bones[plan.names[0]]
     bones = [obj.pose.bones[n] for n in plan.names]

@@ -11,13 +11,14 @@ bundled), the SMPL template mesh with its own skinning weights is used instead, 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import bpy
 import numpy as np
 
-from .bake import COLLECTION_NAME, ROLE_PROP, TAKE_PROP
+from .takes import COLLECTION_NAME, ROLE_PROP, TAKE_PROP
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -102,8 +103,6 @@ def smpl_geometry(
     ``heads``, then each vertex moves with its own joints by its weights, so it sits on this
     skeleton's (symmetrised, height-scaled) joints exactly where the bones bend.
     """
-    import os
-
     if not os.path.exists(model_path):
         raise FileNotFoundError(
             f"SMPL model not found at {model_path}: pick the SMPL_NEUTRAL.pkl (or SMPL-H .npz) you downloaded "

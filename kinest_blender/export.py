@@ -12,11 +12,11 @@ import os
 from typing import Any
 
 import bpy
-import numpy as np
 from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper
 
-from . import bake
+from . import takes
+from .armature import motion_from_armature
 
 #: Blender FBX exporter options per preset. The figure faces Blender's -Y.
 #: UNITY: FBX Y up, figure facing +Z, file in metres (Unity's "Convert Units" gives scale 1).
@@ -73,22 +73,6 @@ FBX_COMMON: dict[str, Any] = {
 }
 
 
-def take_armature(context: bpy.types.Context) -> bpy.types.Object | None:
-    """The armature to export: the active object if it is one of ours, else the panel's take's."""
-    obj = context.active_object
-    if obj is not None and obj.type == "ARMATURE" and obj.get(bake.ROLE_PROP) == "armature":
-        return obj
-    settings = getattr(context.scene, "kinest", None)
-    root = settings.tracking if settings is not None else None
-    if root is not None:
-        arm = bake.find_take_object(str(root.get(bake.TAKE_PROP)), "armature")
-        if arm is not None:
-            return arm
-    return next(
-        (o for o in context.scene.objects if o.type == "ARMATURE" and o.get(bake.ROLE_PROP) == "armature"), None
-    )
-
-
 def export_fbx(context: bpy.types.Context, obj: bpy.types.Object, filepath: str, preset: str) -> None:
     """Write the armature and only its action as FBX with an engine preset (main thread)."""
     opts = {**FBX_COMMON, **FBX_PRESETS[preset]}
@@ -125,52 +109,12 @@ def export_fbx(context: bpy.types.Context, obj: bpy.types.Object, filepath: str,
             scene.frame_start, scene.frame_end = keep_range
 
 
-def motion_from_armature(
-    context: bpy.types.Context, obj: bpy.types.Object
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """(local rotations (F, 22, 4) wxyz, root translation (F, 3), rest offsets (22, 3), fps) from the baked keys.
-
-    Inverts the bake (L = B P B^T), so hand edits to the keys reach the BVH.
-    """
-    from kinest_core import rotations as rot
-    from kinest_core.skeleton import NUM_JOINTS, PARENTS
-
-    names = bake.BONE_NAME_PRESETS.get(str(obj.get("kinest_bone_names", "SMPL")), bake.BONE_NAME_PRESETS["SMPL"])
-    ad = obj.animation_data
-    if ad is None or ad.action is None or ad.action_slot is None:
-        raise ValueError(f"{obj.name} has no action: reconstruct first")
-    cb = ad.action.layers[0].strips[0].channelbag(ad.action_slot)
-
-    def curve(path: str, i: int) -> np.ndarray:
-        fc = cb.fcurves.find(path, index=i)
-        if fc is None:
-            raise ValueError(f"{obj.name}: missing keys for {path}[{i}]; reconstruct again")
-        co = np.empty(2 * len(fc.keyframe_points), dtype=np.float32)
-        fc.keyframe_points.foreach_get("co", co)
-        return co[1::2].astype(np.float64)
-
-    quats = np.stack(
-        [np.stack([curve(f'pose.bones["{n}"].rotation_quaternion', i) for i in range(4)], -1) for n in names], axis=1
-    )
-    loc = np.stack([curve(f'pose.bones["{names[0]}"].location', i) for i in range(3)], -1)
-    rest = bake.rest_matrices(obj, names)
-    pose = rot.quat_to_matrix(rot.quat_normalize(quats))
-    local = np.einsum("jab,fjbc,jdc->fjad", rest, pose, rest)  # B P B^T
-    heads = np.array([np.array(obj.data.bones[n].head_local) for n in names])
-    offsets = heads.copy()
-    for j in range(1, NUM_JOINTS):
-        offsets[j] = heads[j] - heads[PARENTS[j]]
-    translation = loc @ rest[0].T  # B0 t
-    fps = float(obj.get("kinest_fps", context.scene.render.fps / context.scene.render.fps_base))
-    return rot.matrix_to_quat(local), translation, offsets, fps
-
-
 def export_bvh(context: bpy.types.Context, obj: bpy.types.Object, filepath: str) -> None:
     """Plain SMPL-22 BVH (Y up, centimetres) through the core's writer."""
-    from kinest_core.bvh import write_motion_bvh
+    from kinest_core.io.bvh import write_motion_bvh
 
-    local, translation, offsets, fps = motion_from_armature(context, obj)
-    write_motion_bvh(filepath, local, translation, offsets, fps)
+    motion = motion_from_armature(obj)
+    write_motion_bvh(filepath, motion.local_rotations, motion.root_translation, motion.rest_offsets, motion.fps)
 
 
 class KINEST_OT_export_fbx(bpy.types.Operator, ExportHelper):
@@ -185,13 +129,13 @@ class KINEST_OT_export_fbx(bpy.types.Operator, ExportHelper):
     preset: EnumProperty(name="Preset", items=FBX_PRESET_ITEMS, default="UNITY")
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        obj = take_armature(context)
+        obj = takes.current_armature(context)
         if obj is not None and not self.filepath:
             self.filepath = f"{obj.name}_{self.preset.lower()}.fbx"
         return super().invoke(context, event)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        obj = take_armature(context)
+        obj = takes.current_armature(context)
         if obj is None:
             self.report({"ERROR"}, "No KineST armature to export: press Reconstruct first")
             return {"CANCELLED"}
@@ -217,7 +161,7 @@ class KINEST_OT_export_bvh(bpy.types.Operator, ExportHelper):
     filter_glob: StringProperty(default="*.bvh", options={"HIDDEN"})
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        obj = take_armature(context)
+        obj = takes.current_armature(context)
         if obj is None:
             self.report({"ERROR"}, "No KineST armature to export: press Reconstruct first")
             return {"CANCELLED"}

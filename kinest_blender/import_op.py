@@ -9,9 +9,9 @@ reconstruction reads its input back from these keys, so hand-fixing a tracking g
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
+import platform
 from typing import TYPE_CHECKING, Any
 
 import bpy
@@ -19,7 +19,7 @@ import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from . import bake
+from . import takes
 
 if TYPE_CHECKING:
     from kinest_core.types import TrackingSequence
@@ -79,8 +79,6 @@ class CoreMissingError(RuntimeError):
 
 def core_import_hint(exc: BaseException) -> str:
     """A message a user can act on when ``kinest_core`` or torch does not import."""
-    import platform
-
     return (
         f"KineST could not load its libraries ({exc}). Install the KineST zip built for this "
         f"platform ({platform.system()} {platform.machine()}, Python {platform.python_version()}) "
@@ -91,8 +89,7 @@ def core_import_hint(exc: BaseException) -> str:
 def read_tracking_file(path: str, **options: Any) -> TrackingSequence:
     """Read any supported tracking file (.csv, .bvh, .bsor, .npz) with the core's reader.
 
-    "auto" values are not passed (the reader detects them); options an older core does not know
-    are dropped.
+    "auto" and empty values are not passed (the reader detects them).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file; pick a .csv, .bvh, .bsor or .npz tracking recording")
@@ -101,9 +98,6 @@ def read_tracking_file(path: str, **options: Any) -> TrackingSequence:
         from kinest_core.io import read_tracking
     except ImportError as exc:
         raise CoreMissingError(core_import_hint(exc)) from exc
-    params = inspect.signature(read_tracking).parameters
-    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
-        opts = {k: v for k, v in opts.items() if k in params}
     return read_tracking(path, **opts)
 
 
@@ -157,12 +151,12 @@ def build_tracking_objects(
     from kinest_core import rotations as rot
 
     scene = context.scene
-    coll = bake._collection(scene)
-    root = bake.find_take_object(take, "tracking")
+    coll = takes.take_collection(scene)
+    root = takes.find_take_object(take, "tracking")
     if root is None:
         root = bpy.data.objects.new(f"KineST_{take}_tracking", None)
-        root[bake.TAKE_PROP] = take
-        root[bake.ROLE_PROP] = "tracking"
+        root[takes.TAKE_PROP] = take
+        root[takes.ROLE_PROP] = "tracking"
         root.empty_display_type = "PLAIN_AXES"
         root.empty_display_size = 0.1
         coll.objects.link(root)
@@ -170,46 +164,34 @@ def build_tracking_objects(
     n = tracking.num_frames
     frames = np.arange(frame_start, frame_start + n, dtype=np.float64)
     action_name = f"KineST_{take}_tracking"
-    old = bpy.data.actions.get(action_name)
-    if old is not None and old.get(bake.TAKE_PROP) == take:
-        for c in children.values():
-            if c is not None and c.animation_data is not None and c.animation_data.action == old:
-                c.animation_data.action = None
-        if old.users == 0:
-            bpy.data.actions.remove(old)
-        else:
-            old.name = action_name + ".old"
+    takes.retire_old_action(action_name, take, children.values())
     action = bpy.data.actions.new(action_name)
-    action[bake.TAKE_PROP] = take
+    action[takes.TAKE_PROP] = take
     for dev, mats in zip(DEVICES, (tracking.head, tracking.left_wrist, tracking.right_wrist), strict=True):
         obj = children.get(dev)
         if obj is None:
             obj = bpy.data.objects.new(f"KineST_{take}_{dev}", None)
             obj[DEVICE_PROP] = dev
-            obj[bake.TAKE_PROP] = take
-            obj[bake.ROLE_PROP] = "tracker"
+            obj[takes.TAKE_PROP] = take
+            obj[takes.ROLE_PROP] = "tracker"
             obj.empty_display_type = "CUBE" if dev == "head" else "SPHERE"
             obj.empty_display_size = 0.08 if dev == "head" else 0.04
             obj.parent = root
             coll.objects.link(obj)
         obj.rotation_mode = "QUATERNION"
-        slot = action.slots.new(id_type="OBJECT", name=obj.name)
-        ad = obj.animation_data or obj.animation_data_create()
-        ad.action = action
-        ad.action_slot = slot
-        cb = bake.anim_utils.action_ensure_channelbag_for_slot(action, slot)
+        cb = takes.assign_new_slot(action, obj)
         m = np.asarray(mats, dtype=np.float64)
         quats = rot.quat_make_continuous(rot.matrix_to_quat(m[:, :3, :3]), axis=0)
         for i in range(3):
-            bake.write_fcurve_keys(cb, "location", i, frames, m[:, i, 3], dev)
+            takes.write_fcurve_keys(cb, "location", i, frames, m[:, i, 3], dev)
         for i in range(4):
-            bake.write_fcurve_keys(cb, "rotation_quaternion", i, frames, quats[:, i], dev)
+            takes.write_fcurve_keys(cb, "rotation_quaternion", i, frames, quats[:, i], dev)
     root["kinest_valid"] = np.asarray(tracking.valid, dtype=np.int32).ravel().tolist()
     root["kinest_fps"] = float(tracking.fps)
     root["kinest_frame_start"] = int(frame_start)
     root["kinest_info"] = _jsonable(tracking.info)
     root["kinest_detected"] = describe_detected(tracking.info, tracking.fps, n)
-    bake.set_scene_timing(scene, tracking.fps, frame_start, n)
+    takes.set_scene_timing(scene, tracking.fps, frame_start, n)
     return root
 
 
@@ -222,21 +204,16 @@ def tracking_from_objects(root: bpy.types.Object) -> TrackingSequence:
     n = None
     for child in root.children:
         dev = child.get(DEVICE_PROP)
-        ad = child.animation_data
-        if dev not in DEVICES or ad is None or ad.action is None or ad.action_slot is None:
-            continue
-        cb = ad.action.layers[0].strips[0].channelbag(ad.action_slot)
+        cb = takes.object_channelbag(child) if dev in DEVICES else None
         if cb is None:
             continue
         vals = []
         for path, count in (("location", 3), ("rotation_quaternion", 4)):
             for i in range(count):
-                fc = cb.fcurves.find(path, index=i)
-                if fc is None:
+                values = takes.fcurve_values(cb, path, i)
+                if values is None:
                     raise ValueError(f"{child.name}: its {path}[{i}] keys are gone; re-import the recording")
-                co = np.empty(2 * len(fc.keyframe_points), dtype=np.float32)
-                fc.keyframe_points.foreach_get("co", co)
-                vals.append(co[1::2].astype(np.float64))
+                vals.append(values)
         lens = {len(v) for v in vals}
         if len(lens) != 1 or (n is not None and n not in lens):
             raise ValueError(f"{child.name}: its channels have different key counts; re-import the recording")

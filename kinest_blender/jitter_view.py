@@ -17,7 +17,8 @@ import numpy as np
 from bpy.app.handlers import persistent
 from bpy.props import IntProperty
 
-from . import bake
+from . import takes
+from .armature import motion_from_armature
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -39,7 +40,7 @@ _CACHE: dict[str, _Cached] = {}
 
 def remember(obj: bpy.types.Object, positions: NDArray, jitter: NDArray, frame_start: int) -> None:
     _CACHE[obj.name] = _Cached(
-        int(obj.get("kinest_bake_id", 0)), np.asarray(positions), np.asarray(jitter), frame_start
+        int(obj.get(takes.BAKE_ID_PROP, 0)), np.asarray(positions), np.asarray(jitter), frame_start
     )
 
 
@@ -51,46 +52,25 @@ def take_data(obj: bpy.types.Object) -> _Cached | None:
     """Positions and jitter of an armature's take (from the cache, or read back from its action)."""
     if obj is None or obj.type != "ARMATURE" or "kinest_jitter_mean" not in obj:
         return None
-    bake_id = int(obj.get("kinest_bake_id", 0))
+    bake_id = int(obj.get(takes.BAKE_ID_PROP, 0))
     hit = _CACHE.get(obj.name)
     if hit is not None and hit.bake_id == bake_id:
         return hit
     try:
-        motion = bake.motion_from_armature(obj)
+        motion = motion_from_armature(obj)
     except (ValueError, KeyError):
         return None
     from kinest_core.jitter import joint_jitter
 
     remember(
-        obj, motion.joint_positions, joint_jitter(motion.joint_positions, motion.fps), int(obj["kinest_frame_start"])
+        obj, motion.joint_positions, joint_jitter(motion.joint_positions, motion.fps), int(obj[takes.FRAME_START_PROP])
     )
     return _CACHE[obj.name]
 
 
 def take_armatures(scene: bpy.types.Scene) -> list[bpy.types.Object]:
     """This add-on's armatures in the scene that carry jitter."""
-    return [
-        o
-        for o in scene.objects
-        if o.type == "ARMATURE" and o.get(bake.ROLE_PROP) == "armature" and "kinest_jitter_mean" in o
-    ]
-
-
-def current_armature(context: bpy.types.Context) -> bpy.types.Object | None:
-    """The take the panel is about: the active KineST armature, else the selected take's, else the first."""
-    obj = getattr(context, "active_object", None)
-    if obj is not None and obj.type == "ARMATURE" and obj.get(bake.ROLE_PROP) == "armature":
-        return obj
-    if obj is not None and obj.get(bake.ROLE_PROP) == "body" and obj.parent is not None:
-        return obj.parent
-    scene = context.scene
-    root = scene.kinest.tracking if scene is not None else None
-    if root is not None:
-        found = bake.find_take_object(str(root.get(bake.TAKE_PROP, root.name)), "armature")
-        if found is not None and found.name in scene.objects:
-            return found
-    arms = [o for o in scene.objects if o.type == "ARMATURE" and o.get(bake.ROLE_PROP) == "armature"]
-    return arms[0] if arms else None
+    return [o for o in scene.objects if takes.is_take_armature(o) and "kinest_jitter_mean" in o]
 
 
 def trail_data(
@@ -120,15 +100,12 @@ def trail_data(
 
 def jitter_at_frame(obj: bpy.types.Object, frame: float) -> dict[str, float]:
     """Each bone's keyed ``kinest_jitter`` at a frame (from the action's curves)."""
-    ad = obj.animation_data
-    if ad is None or ad.action is None or ad.action_slot is None:
-        return {}
-    cb = ad.action.layers[0].strips[0].channelbag(ad.action_slot) if ad.action.layers else None
+    cb = takes.object_channelbag(obj)
     if cb is None:
         return {}
     out = {}
     for pb in obj.pose.bones:
-        fc = cb.fcurves.find(f'pose.bones["{pb.name}"]["{bake.JITTER_PROP}"]')
+        fc = cb.fcurves.find(takes.jitter_path(pb.name))
         if fc is not None:
             out[pb.name] = float(fc.evaluate(frame))
     return out

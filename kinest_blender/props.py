@@ -14,12 +14,12 @@ from bpy.props import (
     StringProperty,
 )
 
-from .bake import BONE_NAME_ITEMS, ROLE_PROP
+from . import jitter_view
+from .keys import BONE_NAME_ITEMS
+from .takes import ROLE_PROP
 
 
 def _update_colors(self: bpy.types.PropertyGroup, context: bpy.types.Context) -> None:
-    from . import jitter_view
-
     jitter_view.update_colors(self, context)
 
 

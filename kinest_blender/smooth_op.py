@@ -1,15 +1,17 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""``kinest.smooth``: smooth the take's motion (``kinest_core.smoothing``), re-bake, report jitter before/after."""
+"""``kinest.smooth``: smooth the take's motion (``kinest_core.postprocess.smoothing``), re-bake, report jitter before/after."""
 
 from __future__ import annotations
 
 import bpy
 
-from . import bake, jitter_view
+from . import import_op, jitter_view, takes
+from .armature import motion_from_armature
+from .bake import bake_motion
 
 
-def smoothing_options(settings: bpy.types.PropertyGroup):  # -> kinest_core.smoothing.SmoothingOptions
-    from kinest_core.smoothing import SmoothingOptions
+def smoothing_options(settings: bpy.types.PropertyGroup):  # -> kinest_core.postprocess.smoothing.SmoothingOptions
+    from kinest_core.postprocess.smoothing import SmoothingOptions
 
     return SmoothingOptions(
         method=settings.smooth_method,
@@ -24,19 +26,19 @@ def smoothing_options(settings: bpy.types.PropertyGroup):  # -> kinest_core.smoo
 
 def smooth_take(context: bpy.types.Context, obj: bpy.types.Object) -> str:
     """Smooth what the armature's action holds now (hand edits included) and re-bake; returns the report."""
-    from kinest_core.smoothing import smooth_motion
+    from kinest_core.postprocess.smoothing import smooth_motion
 
-    motion = bake.motion_from_armature(obj)
+    motion = motion_from_armature(obj)
     result = smooth_motion(motion, smoothing_options(context.scene.kinest))
-    take = str(obj.get(bake.TAKE_PROP))
-    body_obj = next((o for o in bpy.data.objects if o.get(bake.ROLE_PROP) == "body" and o.parent == obj), None)
+    take = str(obj.get(takes.TAKE_PROP))
+    body_obj = next((o for o in bpy.data.objects if o.get(takes.ROLE_PROP) == "body" and o.parent == obj), None)
     source = str(body_obj.get("kinest_body_source", "procedural")) if body_obj is not None else "procedural"
-    bake.bake_motion(
+    bake_motion(
         context,
         result.motion,
         take,
-        str(obj.get("kinest_bone_names", "SMPL")),
-        int(obj.get("kinest_frame_start", 1)),
+        str(obj.get(takes.BONE_NAMES_PROP, "SMPL")),
+        int(obj.get(takes.FRAME_START_PROP, 1)),
         body=body_obj is not None,
         smpl_model="" if source == "procedural" else source,
     )
@@ -60,18 +62,16 @@ class KINEST_OT_smooth(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return context.scene is not None and jitter_view.current_armature(context) is not None
+        return context.scene is not None and takes.current_armature(context) is not None
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        obj = jitter_view.current_armature(context)
+        obj = takes.current_armature(context)
         if obj is None:
             self.report({"ERROR"}, "No KineST armature: reconstruct a take first")
             return {"CANCELLED"}
         try:
             text = smooth_take(context, obj)
         except ImportError as exc:
-            from . import import_op
-
             self.report({"ERROR"}, import_op.core_import_hint(exc))
             return {"CANCELLED"}
         except (ValueError, KeyError, RuntimeError) as exc:

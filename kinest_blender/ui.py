@@ -7,7 +7,7 @@ import os
 
 import bpy
 
-from . import bake, jitter_view, prefs, reconstruct_op
+from . import keys, prefs, reconstruct_op, takes
 
 
 def _time_text(seconds: float) -> str:
@@ -111,14 +111,14 @@ class KINEST_PT_jitter(bpy.types.Panel):
         col.use_property_split = True
         col.prop(settings, "trail_frames")
         col.prop(settings, "jitter_shaky")
-        obj = jitter_view.current_armature(context)
+        obj = takes.current_armature(context)
         if obj is None or "kinest_jitter_mean" not in obj:
             layout.label(text="Reconstruct a take to see its jitter", icon="INFO")
             return
         box = layout.box()
         box.label(text=f"{obj.name}: mean {float(obj['kinest_jitter_mean']):.2f} x100 m/s^3", icon="GRAPH")
         per_joint = list(obj.get("kinest_jitter_per_joint", []))
-        names = bake.BONE_NAME_PRESETS.get(str(obj.get("kinest_bone_names", "SMPL")), ())
+        names = keys.BONE_NAME_PRESETS.get(str(obj.get(takes.BONE_NAMES_PROP, "SMPL")), ())
         worst = [int(j) for j in obj.get("kinest_jitter_worst_joints", [])]
         if worst and per_joint and names:
             box.label(

@@ -226,10 +226,11 @@ def make_pictures(args: argparse.Namespace, tmp: str) -> int:
     import bpy
 
     bpy.ops.extensions.package_install_files(filepath=str(zp), repo="user_default", enable_on_install=True)
-    bake = importlib.import_module("bl_ext.user_default.kinest.kinest_blender.bake")
+    armature = importlib.import_module("bl_ext.user_default.kinest.kinest_blender.armature")
+    keys = importlib.import_module("bl_ext.user_default.kinest.kinest_blender.keys")
     smooth_op = importlib.import_module("bl_ext.user_default.kinest.kinest_blender.smooth_op")
     from kinest_core.jitter import jitter_colors, jitter_summary
-    from kinest_core.smoothing import smooth_motion
+    from kinest_core.postprocess.smoothing import smooth_motion
 
     bpy.ops.wm.read_homefile(use_empty=True)
     t0 = time.perf_counter()
@@ -242,11 +243,11 @@ def make_pictures(args: argparse.Namespace, tmp: str) -> int:
     print(f"[pictures] {recon} ({time.perf_counter() - t0:.1f} s with import and bake)")
     arm = next(o for o in bpy.data.objects if o.type == "ARMATURE" and o.get("kinest_role") == "armature")
     body = next(o for o in bpy.data.objects if o.get("kinest_role") == "body")
-    motion = bake.motion_from_armature(arm)
+    motion = armature.motion_from_armature(arm)
     summary = jitter_summary(motion.joint_positions, motion.fps)
     options = smooth_op.smoothing_options(settings)
     smoothed = smooth_motion(motion, options)
-    names = bake.BONE_NAME_PRESETS["SMPL"]
+    names = keys.BONE_NAME_PRESETS["SMPL"]
 
     cam = setup_scene(bpy, (w, h))
     materials = colour_by_bone(bpy, body, names)

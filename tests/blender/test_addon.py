@@ -70,7 +70,7 @@ def test_bake_matches_core_joint_positions(clean, preset):
     bake = mod("bake")
     motion = synthetic_motion(240)
     obj = bake.bake_motion(clean, motion, "take", bone_names=preset)
-    names = bake.BONE_NAME_PRESETS[preset]
+    names = mod("keys").BONE_NAME_PRESETS[preset]
     assert len(obj.data.bones) == 22 and {b.name for b in obj.data.bones} == set(names)
     ad = obj.animation_data
     assert ad.action is not None and ad.action_slot is not None and ad.action_slot.target_id_type == "OBJECT"
@@ -84,7 +84,7 @@ def test_bake_matches_core_joint_positions(clean, preset):
         q = np.stack([_curve(cb, f'pose.bones["{name}"].rotation_quaternion', i) for i in range(4)], axis=-1)
         assert (np.sum(q[1:] * q[:-1], axis=-1) > 0).all(), f"{name}: quaternion sign flips"
     frames = [1, 37, 120, 199, 240]
-    pos = bake.armature_joint_positions(clean, obj, names, frames)
+    pos = mod("armature").armature_joint_positions(clean, obj, names, frames)
     err = np.abs(pos - motion.joint_positions[np.array(frames) - 1]).max()
     assert err < 1e-3, f"bone heads are {err * 1000:.2f} mm from the core's joints"
     assert clean.scene.frame_start == 1 and clean.scene.frame_end == 240 and clean.scene.render.fps == 60
@@ -150,7 +150,7 @@ def test_reconstruct_through_the_timer_steps(clean, checkpoint):
     assert len(arm.data.bones) == 22
     assert arm.animation_data.action.frame_range[1] == job.motion.num_frames
     sample = [1, frames // 2, frames]
-    pos = mod("bake").armature_joint_positions(clean, arm, mod("bake").BONE_NAME_PRESETS["SMPL"], sample)
+    pos = mod("armature").armature_joint_positions(clean, arm, mod("keys").BONE_NAME_PRESETS["SMPL"], sample)
     np.testing.assert_allclose(pos, job.motion.joint_positions[np.array(sample) - 1], atol=1e-3)
     if has_inference():
         assert job.motion.info.get("pin_hands") is True  # the panel's default: hands pinned to the controllers
@@ -217,7 +217,7 @@ def test_worker_error_becomes_a_report(clean):
         raise RuntimeError("CUDA error: out of memory")
 
     job = rec.start_job(clean, compute=broken)
-    assert rec.run_to_end(clean, job) == rec.FAILED
+    assert rec.run_to_end(clean, job) == mod("reconstruct_job").FAILED
     assert "Choose the CPU device" in clean.window_manager.kinest_progress.message
 
 
@@ -280,18 +280,18 @@ def test_bake_writes_whole_arrays_faster_than_per_key_loops(clean):
     """foreach_set against the per-key loop Blender's own BVH importer uses (measured ~27x at 1800 frames)."""
     import time
 
-    bake = mod("bake")
+    takes = mod("takes")
     frames, n = 600, 88
     values = np.sin(np.arange(frames) / 10.0)
     keys = np.arange(1, frames + 1, dtype=np.float64)
     obj = bpy.data.objects.new("speed", None)
     clean.scene.collection.objects.link(obj)
-    _a, cb = bake.new_action("speed_fast", "speed", obj)
+    _a, cb = takes.new_action("speed_fast", "speed", obj)
     t0 = time.perf_counter()
     for i in range(n):
-        bake.write_fcurve_keys(cb, f'["p{i}"]', 0, keys, values, "g")
+        takes.write_fcurve_keys(cb, f'["p{i}"]', 0, keys, values, "g")
     fast = time.perf_counter() - t0
-    _a, cb = bake.new_action("speed_loop", "speed_loop", obj)
+    _a, cb = takes.new_action("speed_loop", "speed_loop", obj)
     t0 = time.perf_counter()
     for i in range(n):
         fc = cb.fcurves.new(f'["p{i}"]', index=0)

@@ -42,12 +42,12 @@ def test_rest_frames_are_blenders_own(clean, preset):
     """The keys are computed before the bones exist: the predicted rest frames must be Blender's."""
     from kinest_core.skeleton import Skeleton
 
-    bake = mod("bake")
-    names = bake.BONE_NAME_PRESETS[preset]
+    keys, armature = mod("keys"), mod("armature")
+    names = keys.BONE_NAME_PRESETS[preset]
     for height in (1.45, 1.75, 2.05):
         offsets = Skeleton.neutral(height).rest_offsets
-        obj = bake.ensure_armature(clean, f"h{height}", offsets, names)
-        np.testing.assert_allclose(bake.rest_frames(offsets), bake.rest_matrices(obj, names), atol=1e-5)
+        obj = armature.ensure_armature(clean, f"h{height}", offsets, names)
+        np.testing.assert_allclose(keys.rest_frames(offsets), armature.rest_matrices(obj, names), atol=1e-5)
 
 
 def test_stepped_bake_writes_the_same_keys_as_one_call(clean):
@@ -142,6 +142,6 @@ def test_bake_fails_cleanly_when_its_action_goes_away(clean):
         job.wait(0.01)
     filling = next(a for a in bpy.data.actions if a.get("kinest_bake_token"))
     bpy.data.actions.remove(filling)
-    assert rec.step(clean, job, budget_s=0.0) == rec.FAILED
+    assert rec.step(clean, job, budget_s=0.0) == mod("reconstruct_job").FAILED
     assert "Baking failed" in clean.window_manager.kinest_progress.message
     assert _snapshot(clean) == before

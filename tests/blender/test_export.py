@@ -87,9 +87,9 @@ def test_fbx_preset(clean, tmp_path, preset):
     # Back into Blender with axis conversion: the same motion, upright, in metres.
     arm = _reimport(path, raw=False)
     assert len(arm.data.bones) == 22
-    names = mod("bake").BONE_NAME_PRESETS["SMPL"]
+    names = mod("keys").BONE_NAME_PRESETS["SMPL"]
     frames = [1, 45, FRAMES]
-    pos = mod("bake").armature_joint_positions(bpy.context, arm, names, frames)
+    pos = mod("armature").armature_joint_positions(bpy.context, arm, names, frames)
     err = np.abs(pos - motion.joint_positions[np.array(frames) - 1]).max()
     assert err < 2e-3, f"{preset}: re-imported joints are {err * 1000:.1f} mm off"
 
@@ -123,7 +123,7 @@ def test_fbx_without_armature_says_what_to_do(clean, tmp_path):
 
 
 def test_bvh_export_round_trip(clean, tmp_path):
-    from kinest_core.bvh import read_bvh
+    from kinest_core.io.bvh import read_bvh
 
     motion, obj = _baked(clean, "MIXAMO")
     # a hand edit, as an animator would make, must reach the file: lift the hips at frame 10

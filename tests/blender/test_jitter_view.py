@@ -86,7 +86,7 @@ def test_trail_data_is_what_the_core_computes_moved_with_the_object(clean):
 def test_motion_reads_back_from_the_action(clean):
     motion = _shaky_motion(90)
     obj = mod("bake").bake_motion(clean, motion, "take", bone_names="UNREAL")
-    back = mod("bake").motion_from_armature(obj)
+    back = mod("armature").motion_from_armature(obj)
     np.testing.assert_allclose(back.joint_positions, motion.joint_positions, atol=1e-4)
     np.testing.assert_allclose(back.root_translation, motion.root_translation, atol=1e-5)
 
@@ -161,7 +161,7 @@ def test_bake_without_body(clean):
 def test_body_geometry_is_closed():
     body = mod("body")
     sk = Skeleton.neutral(1.75)
-    heads, tails, _ = mod("bake").bone_layout(sk.rest_offsets)
+    heads, tails, _ = mod("keys").bone_layout(sk.rest_offsets)
     verts, faces, groups = body.body_geometry(heads, tails)
     assert verts.shape[0] == groups.shape[0] == 22 * (3 * body.SIDES + 2)
     edges: dict[tuple[int, int], int] = {}
@@ -180,7 +180,7 @@ def _fake_smpl_file(path):
 
     body = mod("body")
     sk = Skeleton.neutral(1.6)  # another size: the fit must scale it onto the armature
-    heads, tails, _ = mod("bake").bone_layout(sk.rest_offsets)
+    heads, tails, _ = mod("keys").bone_layout(sk.rest_offsets)
     verts, faces, groups = body.body_geometry(heads, tails)
     tris = []
     for f in faces:
