@@ -38,7 +38,7 @@ def test_worker_python_reconstructs_like_in_process(clean, worker_prefs, checkpo
     assert "on cpu, worker Python" in text and "network" in text and "fps" in text
     arm = next(o for o in bpy.data.objects if o.type == "ARMATURE")
     assert "kinest_jitter_mean" in arm
-    session = rec.worker_session(sys.executable)
+    session = mod("reconstruct_job").worker_session(sys.executable)
     pid = session.pid
     assert session.alive()  # kept for the next reconstruction
     again = rec.start_job(clean)
@@ -64,7 +64,7 @@ def test_worker_failures_are_reports_and_leave_the_scene(clean, debug, message):
     assert bpy.ops.import_scene.kinest_tracking(filepath=str(recording_path())) == {"FINISHED"}
     before = scene_state()
     job = rec.start_job(clean, compute=rec.worker_compute(sys.executable, timeout=1.0, extra={"debug": debug}))
-    assert rec.run_to_end(clean, job) == rec.FAILED
+    assert rec.run_to_end(clean, job) == mod("reconstruct_job").FAILED
     text = clean.window_manager.kinest_progress.message
     assert text.startswith("Worker Python:") and message in text
     assert scene_state() == before and not rec.active_jobs()
@@ -88,7 +88,7 @@ def test_bad_worker_path_says_what_to_do(clean, worker_prefs, tmp_path):
     rec = mod("reconstruct_op")
     assert bpy.ops.import_scene.kinest_tracking(filepath=str(recording_path())) == {"FINISHED"}
     job = rec.start_job(clean)
-    assert rec.run_to_end(clean, job) == rec.FAILED
+    assert rec.run_to_end(clean, job) == mod("reconstruct_job").FAILED
     assert "not an executable file" in clean.window_manager.kinest_progress.message
 
 
