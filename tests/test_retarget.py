@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from retarget_rigs import CONVENTIONS, JOINT_INDEX, build_rig, global_rotations, sample_motion
 
+from kinest_core import cli
 from kinest_core import rotations as rot
+from kinest_core.io.bvh import ZUP_TO_YUP, read_bvh
 from kinest_core.postprocess import retarget as rt
 from kinest_core.postprocess.bone_map import BoneMapError, TargetSkeleton, map_skeleton
 from kinest_core.skeleton import forward_kinematics
@@ -143,3 +147,79 @@ def test_bad_root_motion_mode_is_refused(motion) -> None:  # noqa: ANN001
     rig = build_rig("mixamo")
     with pytest.raises(ValueError, match="in_place"):
         rt.retarget(motion, rig.skeleton, map_skeleton(rig.skeleton), root_motion="feet")
+
+
+def _rig_bvh(path: Path, convention: str) -> None:
+    """A code-built rig written as a Y-up BVH (its OFFSETs are its rest pose)."""
+    skel = build_rig(convention).skeleton
+    yup = ZUP_TO_YUP
+    lines = ["HIERARCHY"]
+
+    def emit(b: int, depth: int) -> None:
+        ind = "  " * depth
+        p = skel.parents[b]
+        off = (skel.heads[b] - (skel.heads[p] if p >= 0 else 0.0)) @ yup.T
+        lines.append(f"{ind}{'ROOT' if p < 0 else 'JOINT'} {skel.names[b]}\n{ind}{{")
+        lines.append(f"{ind}  OFFSET {off[0]:.6f} {off[1]:.6f} {off[2]:.6f}")
+        pos = "Xposition Yposition Zposition " if p < 0 else ""
+        lines.append(f"{ind}  CHANNELS {6 if p < 0 else 3} {pos}Zrotation Xrotation Yrotation")
+        kids = [k for k, q in enumerate(skel.parents) if q == b]
+        for k in kids:
+            emit(k, depth + 1)
+        if not kids:
+            e = (skel.tails[b] - skel.heads[b]) @ yup.T
+            lines.append(f"{ind}  End Site\n{ind}  {{\n{ind}    OFFSET {e[0]:.6f} {e[1]:.6f} {e[2]:.6f}\n{ind}  }}")
+        lines.append(f"{ind}}}")
+
+    emit(skel.parents.index(-1), 0)
+    nch = 3 + 3 * len(skel.names)
+    lines += ["MOTION", "Frames: 1", "Frame Time: 0.0333333", " ".join(["0"] * nch)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_cli_retargets_onto_a_bvh_skeleton(tmp_path: Path, motion, capsys: pytest.CaptureFixture) -> None:  # noqa: ANN001
+    rig_path, motion_path, out = tmp_path / "rig.bvh", tmp_path / "take.npz", tmp_path / "out.bvh"
+    _rig_bvh(rig_path, "mixamo1_apose")
+    motion.save_npz(str(motion_path))
+    assert cli.main(["retarget", str(motion_path), "--target", str(rig_path), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "left_shoulder   -> mixamorig1:LeftArm" in printed
+    bvh = read_bvh(str(out))
+    assert bvh.num_frames == motion.num_frames and bvh.names == read_bvh(str(rig_path)).names
+    _, pos = bvh.global_transforms()
+    pos = pos @ ZUP_TO_YUP  # back to Z up
+    _, ours = forward_kinematics(
+        rot.quat_to_matrix(motion.local_rotations), motion.rest_offsets, motion.root_translation
+    )
+    idx = {n: k for k, n in enumerate(bvh.names)}
+    for a, b, ja, jb in (
+        ("LeftUpLeg", "LeftLeg", 1, 4),
+        ("RightArm", "RightForeArm", 17, 19),
+        ("LeftForeArm", "LeftHand", 18, 20),
+    ):
+        t = pos[:, idx[f"mixamorig1:{b}"]] - pos[:, idx[f"mixamorig1:{a}"]]
+        o = ours[:, jb] - ours[:, ja]
+        cos = np.sum(t * o, -1) / np.linalg.norm(t, axis=-1) / np.linalg.norm(o, axis=-1)
+        assert np.degrees(np.arccos(np.clip(cos, -1, 1))).mean() < 0.5  # well under the 5-degree target
+    # the hips travel with our pelvis, scaled
+    hips = pos[:, idx["mixamorig1:Hips"]]
+    assert np.linalg.norm(hips[-1] - hips[0]) > 0.5 * np.linalg.norm(ours[-1, 0] - ours[0, 0])
+
+
+def test_cli_refuses_to_overwrite_its_input_and_names_a_non_humanoid(tmp_path: Path, motion, capsys) -> None:  # noqa: ANN001
+    rig_path, motion_path = tmp_path / "rig.bvh", tmp_path / "take.npz"
+    _rig_bvh(rig_path, "mixamo")
+    motion.save_npz(str(motion_path))
+    before = rig_path.read_bytes()
+    assert cli.main(["retarget", str(motion_path), "--target", str(rig_path), "-o", str(rig_path)]) == 1
+    assert "overwrite the input" in capsys.readouterr().err and rig_path.read_bytes() == before
+    chain = tmp_path / "chain.bvh"
+    chain.write_text(
+        "HIERARCHY\nROOT a\n{\n OFFSET 0 0 0\n CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation\n"
+        " JOINT b\n {\n  OFFSET 0 10 0\n  CHANNELS 3 Zrotation Xrotation Yrotation\n  End Site\n  {\n   OFFSET 0 10 0\n  }\n }\n}\n"
+        "MOTION\nFrames: 1\nFrame Time: 0.033\n0 0 0 0 0 0 0 0 0\n"
+    )
+    out = tmp_path / "never.bvh"
+    assert cli.main(["retarget", str(motion_path), "--target", str(chain), "-o", str(out)]) == 1
+    assert "left_shoulder" in capsys.readouterr().err and not out.exists()
+    assert not list(tmp_path.glob(".kinest-*"))
