@@ -22,7 +22,8 @@ import torch
 
 from kinest_core.bench import best_time, synthetic_tracking
 from kinest_core.inference import load_model, reconstruct
-from kinest_core.model.ssd import Mamba2, mamba_ssm_scan
+from kinest_core.model.mamba2 import Mamba2
+from kinest_core.model.ops.ssd_cuda import mamba_ssm_scan
 
 
 def _cuda_time(fn: Any, repeats: int = 3) -> float:

@@ -33,8 +33,15 @@ import torch
 from kinest_core.bench import best_time, cpu_bf16_support, median_ratio, run_all
 from kinest_core.hardware import retain_freed_memory
 from kinest_core.inference import load_model
-from kinest_core.model import KineST, KineSTConfig, ssd_fused_cpu
-from kinest_core.model.ssd import Mamba2
+from kinest_core.model import KineST, KineSTConfig
+from kinest_core.model.mamba2 import Mamba2
+from kinest_core.model.ops import (
+    ssd_chunked,
+    ssd_chunked_autograd,
+    ssd_chunked_reference,
+    ssd_chunked_unfused,
+    ssd_fused_cpu,
+)
 
 HERE = Path(__file__).resolve().parent
 #: The take lengths of the end-to-end runs (seconds of motion); the last one fills the ``hour_*`` keys.
@@ -72,7 +79,7 @@ def training_step_ratio(batch: int = 8, repeats: int = 2, rounds: int = 2) -> di
     ``fast_autograd`` (session 3's fast scan: the same arithmetic differentiated by autograd),
     ``reference`` (the plain chunked scan at the model's chunk, 32), ``reference_chunk64`` (the
     plain scan at chunk 64: issue 5's baseline) and ``fast_bf16`` (the fast scan with the forward
-    under bf16 autocast and the loss in float32, as ``kinest_core.train`` does with ``amp``) with
+    under bf16 autocast and the loss in float32, as ``kinest_core.training.trainer`` does with ``amp``) with
     its like-for-like baseline ``reference_chunk64_bf16`` (the plain scan under the same autocast).
     ``fast`` variants use :mod:`kinest_core.model.ssd_fused_cpu`'s loops where they build
     (``train_step_fused_loops`` says), as ``kinest train`` does; ``fast_torch_bf16`` is ``fast_bf16``
@@ -87,13 +94,13 @@ def training_step_ratio(batch: int = 8, repeats: int = 2, rounds: int = 2) -> di
     bf16_ok, bf16_why = cpu_bf16_support()
     x = torch.randn(batch, 96, 54)
     variants = {  # name: (scan, chunk size of every Mamba-2 or None for the model's own, bf16 autocast)
-        "fast": ("fast", None, False),
-        "reference": ("reference", None, False),
-        "reference_chunk64": ("reference", 64, False),
-        "fast_bf16": ("fast", None, True),
-        "reference_chunk64_bf16": ("reference", 64, True),
-        "fast_autograd": ("fast_autograd", None, False),
-        "fast_torch_bf16": ("fast_torch", None, True),
+        "fast": (ssd_chunked, None, False),
+        "reference": (ssd_chunked_reference, None, False),
+        "reference_chunk64": (ssd_chunked_reference, 64, False),
+        "fast_bf16": (ssd_chunked, None, True),
+        "reference_chunk64_bf16": (ssd_chunked_reference, 64, True),
+        "fast_autograd": (ssd_chunked_autograd, None, False),
+        "fast_torch_bf16": (ssd_chunked_unfused, None, True),
     }
     res: dict[str, Any] = {f"train_step_{name}_cpu_s": None for name in variants}
     steps: dict[str, Any] = {}

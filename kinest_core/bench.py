@@ -19,8 +19,16 @@ import torch
 
 from kinest_core.hardware import cpu_bf16_support, retain_freed_memory
 from kinest_core.inference import InferenceStats, reconstruct
-from kinest_core.model import KineST, KineSTConfig, ssd_fused_cpu
-from kinest_core.model.ssd import Mamba2, ssd_chunked, ssd_chunked_autograd, ssd_chunked_reference, ssd_recurrent
+from kinest_core.model import KineST, KineSTConfig
+from kinest_core.model.mamba2 import Mamba2
+from kinest_core.model.ops import (
+    ScanFn,
+    ssd_chunked,
+    ssd_chunked_autograd,
+    ssd_chunked_reference,
+    ssd_fused_cpu,
+    ssd_recurrent,
+)
 from kinest_core.skeleton import Skeleton, forward_kinematics
 from kinest_core.types import TrackingSequence
 
@@ -135,7 +143,7 @@ def bench_skfm_training_scan(batch: int = 8, repeats: int = 2) -> dict[str, floa
     torch.set_num_threads(1)
     rounds = max(3, repeats + 1)
 
-    def step(scan: str, chunk: int, bf16: bool = False) -> None:
+    def step(scan: ScanFn, chunk: int, bf16: bool = False) -> None:
         layer.scan, layer.chunk_size = scan, chunk
         layer.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -167,18 +175,18 @@ def bench_skfm_training_scan(batch: int = 8, repeats: int = 2) -> dict[str, floa
         "autograd": lambda: op(ssd_chunked_autograd, 32),
     }
     layers: dict[str, Callable[[], Any]] = {
-        "ref64": lambda: step("reference", 64),
-        "ref16": lambda: step("reference", 16),
-        "fast": lambda: step("fast", 32),
-        "autograd": lambda: step("fast_autograd", 32),
+        "ref64": lambda: step(ssd_chunked_reference, 64),
+        "ref16": lambda: step(ssd_chunked_reference, 16),
+        "fast": lambda: step(ssd_chunked, 32),
+        "autograd": lambda: step(ssd_chunked_autograd, 32),
     }
     if bf16_ok:
         ops["fast_bf16"] = lambda: op(ssd_chunked, 32, bf16=True)
         ops["fast_torch_bf16"] = lambda: op(partial(ssd_chunked, fused=False), 32, bf16=True)
         ops["autograd_bf16"] = lambda: op(ssd_chunked_autograd, 32, bf16=True)
         ops["ref64_bf16"] = lambda: op(ssd_chunked_reference, 64, bf16=True)
-        layers["fast_bf16"] = lambda: step("fast", 32, bf16=True)
-        layers["ref64_bf16"] = lambda: step("reference", 64, bf16=True)
+        layers["fast_bf16"] = lambda: step(ssd_chunked, 32, bf16=True)
+        layers["ref64_bf16"] = lambda: step(ssd_chunked_reference, 64, bf16=True)
     try:
         top = interleaved_times(ops, rounds)
         tl = interleaved_times(layers, rounds)

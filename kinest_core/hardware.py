@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What the machine can do for training: native bf16 on the CPU, what ``amp="auto"`` means there,
+"""What the machine can do: which device to run on, native bf16 on the CPU, what ``amp="auto"`` means there,
 and a malloc setting that spares CPU training steps their page faults."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import platform
 
 import torch
 
-__all__ = ["cpu_bf16_support", "resolve_amp", "retain_freed_memory"]
+__all__ = ["cpu_bf16_support", "resolve_amp", "resolve_device", "retain_freed_memory"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -88,3 +88,14 @@ def retain_freed_memory(trim_threshold: int = 1 << 31) -> tuple[bool, str]:
         True,
         f"glibc keeps freed blocks up to {MMAP_THRESHOLD_MAX >> 20} MiB (trims above {trim_threshold >> 20} MiB)",
     )
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` (CUDA where PyTorch sees a GPU, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``, checked."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but this PyTorch sees no CUDA GPU; use 'cpu' or 'auto'")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return torch.device(device)

@@ -31,8 +31,9 @@ from kinest_core import rotations as rot
 from kinest_core import rotations_torch as trot
 from kinest_core.cancel import Cancelled, CancelToken
 from kinest_core.features import canonicalize_positions, tracking_features
-from kinest_core.ik import pin_wrists, tracking_weights
+from kinest_core.hardware import resolve_device
 from kinest_core.model import KineST, default_checkpoint_path, load_checkpoint
+from kinest_core.postprocess.hand_pinning import pin_wrists, tracking_weights
 from kinest_core.skeleton import HEAD, NUM_JOINTS, Skeleton, forward_kinematics
 from kinest_core.types import Motion, TrackingSequence
 
@@ -59,16 +60,6 @@ class InferenceStats:
     def realtime_factor(self) -> float:
         """How many times faster than the 60 fps recording plays."""
         return self.frames_per_second / 60.0
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but this PyTorch sees no CUDA GPU; use 'cpu' or 'auto'")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda")
-    return torch.device(device)
 
 
 #: Default windows per network call. On 2 CPU cores batches of 4 to 8 windows run fastest
@@ -149,7 +140,7 @@ def reconstruct(
     run fastest there and keep torch's working memory small) and ``GPU_BATCH`` on CUDA.
     Memory grows with the length of the take only through its own arrays (about 1.3 kB per
     frame), never with the number of windows. ``pin_hands``: bend the arms so the wrists land on
-    the tracked wrists (:func:`kinest_core.ik.pin_wrists`), fading out where a hand's tracking is lost.
+    the tracked wrists (:func:`kinest_core.postprocess.hand_pinning.pin_wrists`), fading out where a hand's tracking is lost.
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")

@@ -139,6 +139,12 @@ class Skeleton:
     def rest_joints(self) -> NDArray[np.float64]:
         return forward_kinematics(np.tile(np.eye(3), (NUM_JOINTS, 1, 1)), self.rest_offsets)[1]
 
+    @staticmethod
+    def height_from_head(head_joint_height: float) -> float:
+        """Standing height of the neutral body whose head joint stands ``head_joint_height`` m above the floor."""
+        neutral_head = float(Skeleton.neutral(NEUTRAL_HEIGHT).rest_joints()[HEAD, 2])
+        return head_joint_height * NEUTRAL_HEIGHT / neutral_head
+
     @property
     def height(self) -> float:
         """Standing height (floor to head top) of this body's rest pose."""

@@ -5,7 +5,7 @@ Run on a CUDA machine with ``mamba_ssm`` installed (see ../shared/notes/cuda.md 
 
     python scripts/gpu_parity.py [--json]
 
-For the TFM and SKFM layer shapes it builds ``kinest_core.model.ssd.Mamba2``, copies its weights
+For the TFM and SKFM layer shapes it builds ``kinest_core.model.mamba2.Mamba2``, copies its weights
 into ``mamba_ssm.modules.mamba2_simple.Mamba2Simple(use_mem_eff_path=False)``, and reports the
 max abs difference of the outputs (pass: <= 1e-3) and forward / forward+backward times of
 each path. Without CUDA it says so and exits 0 (nothing to compare); without mamba_ssm, exit 2.
@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from kinest_core.model.ssd import Mamba2
+from kinest_core.model.mamba2 import Mamba2
 
 SHAPES = {
     # name: (d_model, headdim, batch, length)

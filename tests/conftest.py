@@ -38,6 +38,6 @@ def shared_data() -> Path:
 def _fused_ssd_loops_off_after_each_test():
     """``kinest train`` turns the fused CPU loops on for the whole process; each test starts without."""
     yield
-    from kinest_core.model import ssd_fused_cpu
+    from kinest_core.model.ops import ssd_fused_cpu
 
     ssd_fused_cpu.disable()

@@ -11,8 +11,8 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from kinest_core.bench import synthetic_tracking
-from kinest_core.bvh import BvhError, read_bvh, write_motion_bvh
 from kinest_core.cli import main
+from kinest_core.io.bvh import BvhError, read_bvh, write_motion_bvh
 from kinest_core.model import KineST, KineSTConfig, save_checkpoint
 from kinest_core.skeleton import JOINT_NAMES, Skeleton, forward_kinematics
 

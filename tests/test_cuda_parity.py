@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from kinest_core.model import KineST, KineSTConfig
-from kinest_core.model.ssd import Mamba2, mamba_ssm_scan
+from kinest_core.model.mamba2 import Mamba2
+from kinest_core.model.ops.ssd_cuda import mamba_ssm_scan
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

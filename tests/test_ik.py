@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from kinest_core.data import tracked_joints
-from kinest_core.evaluate import tracking_from_joints
-from kinest_core.ik import ARM_CHAINS, SOFTNESS, _soft_reach, pin_wrists, tracking_weights
 from kinest_core.inference import reconstruct
-from kinest_core.mocap import convert_bvh
+from kinest_core.postprocess.hand_pinning import ARM_CHAINS, SOFTNESS, _soft_reach, pin_wrists, tracking_weights
 from kinest_core.skeleton import HEAD, Skeleton, forward_kinematics
+from kinest_core.training.data import tracked_joints
+from kinest_core.training.evaluate import tracking_from_joints
+from kinest_core.training.mocap import convert_bvh
 from kinest_core.types import TrackingSequence
 
 FIX = Path(__file__).parent / "fixtures" / "mocap"

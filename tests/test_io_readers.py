@@ -290,7 +290,7 @@ def _smpl_motion(frames: int = 90) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def test_full_body_bvh_gives_joint_poses(tmp_path: Path) -> None:
-    from kinest_core.bvh import write_motion_bvh
+    from kinest_core.io.bvh import write_motion_bvh
     from kinest_core.skeleton import HEAD, LEFT_WRIST, RIGHT_WRIST, forward_kinematics
 
     q, root, rest = _smpl_motion()

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from kinest_core import rotations_torch as trot
-from kinest_core.losses import LossConfig, angular_velocity, kinest_loss, window_consistency
 from kinest_core.skeleton import Skeleton, forward_kinematics_torch
+from kinest_core.training.losses import LossConfig, angular_velocity, kinest_loss, window_consistency
 
 
 def _random_6d(b: int, f: int, seed: int = 0) -> torch.Tensor:

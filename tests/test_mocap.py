@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kinest_core import mocap
 from kinest_core import rotations as rot
-from kinest_core.bvh import read_bvh
+from kinest_core.io.bvh import read_bvh
 from kinest_core.skeleton import NUM_JOINTS, PARENTS, Skeleton, children, forward_kinematics
+from kinest_core.training import mocap
 
 FIX = Path(__file__).parent / "fixtures" / "mocap"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mocap"

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from kinest_core import rotations as rot
+from kinest_core.postprocess.smoothing import BODY_PARTS, SmoothingOptions, smooth_motion, smooth_quaternions
 from kinest_core.skeleton import HEAD, PARENTS, Skeleton, forward_kinematics
-from kinest_core.smoothing import BODY_PARTS, SmoothingOptions, smooth_motion, smooth_quaternions
 from kinest_core.types import Motion
 
 

@@ -6,16 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kinest_core.model import ssd as ssd_mod
-from kinest_core.model.ssd import (
-    FACTORISED_MAX_RANGE,
-    Mamba2,
-    _factorised_applies,
-    ssd_chunked,
-    ssd_chunked_autograd,
-    ssd_chunked_reference,
-    ssd_recurrent,
-)
+from kinest_core.model.mamba2 import Mamba2
+from kinest_core.model.ops import ssd_chunked, ssd_chunked_autograd, ssd_chunked_reference, ssd_recurrent
+from kinest_core.model.ops import ssd_cpu as ssd_mod
+from kinest_core.model.ops.ssd_cpu import FACTORISED_MAX_RANGE, _factorised_applies
 
 
 def _inputs(b: int = 2, length: int = 77, h: int = 4, p: int = 8, n: int = 16, g: int = 1, seed: int = 0):
@@ -87,9 +81,9 @@ def test_mamba2_is_causal_and_has_mamba_ssm_parameter_layout() -> None:
     assert torch.allclose(y[:, :30], y2[:, :30], atol=1e-6)  # the future does not leak back
     assert not torch.allclose(y[:, 30:], y2[:, 30:])
     outs = {}
-    for scan in ("fast", "reference", "recurrent"):
+    for name, scan in (("fast", ssd_chunked), ("reference", ssd_chunked_reference), ("recurrent", ssd_recurrent)):
         m.scan = scan
-        outs[scan] = m(u)
+        outs[name] = m(u)
     assert torch.allclose(outs["fast"], outs["recurrent"], atol=1e-5, rtol=1e-4)
     assert torch.allclose(outs["reference"], outs["recurrent"], atol=1e-5, rtol=1e-4)
 
@@ -250,11 +244,15 @@ def test_mamba2_fast_scan_gradients_match_reference_scan() -> None:
     m = Mamba2(32, d_state=16, headdim=16, chunk_size=16).double()
     u = torch.randn(2, 45, 32, dtype=torch.float64)
     grads = {}
-    for scan in ("fast", "fast_autograd", "reference"):
+    for name, scan in (
+        ("fast", ssd_chunked),
+        ("fast_autograd", ssd_chunked_autograd),
+        ("reference", ssd_chunked_reference),
+    ):
         m.scan = scan
         m.zero_grad(set_to_none=True)
         m(u).square().mean().backward()
-        grads[scan] = {k: v.grad.clone() for k, v in m.named_parameters()}
+        grads[name] = {k: v.grad.clone() for k, v in m.named_parameters()}
     for k, ref in grads["reference"].items():
         assert torch.allclose(grads["fast"][k], ref, atol=1e-10), k
         assert torch.allclose(grads["fast_autograd"][k], ref, atol=1e-10), k
@@ -266,7 +264,7 @@ def test_scan_scratch_buffers_belong_to_their_thread() -> None:
     import threading
     import weakref
 
-    from kinest_core.model import ssd
+    from kinest_core.model.ops import ssd_cpu as ssd
 
     x = torch.randn(1, 40, 2, 4, requires_grad=True)
     dt = torch.rand(1, 40, 2) * 0.1
@@ -290,7 +288,7 @@ def test_scan_scratch_buffers_belong_to_their_thread() -> None:
     gc.collect()
     assert refs and all(r() is None for r in refs)
     assert not ssd._SCRATCH.__dict__.get("buffers")  # the main thread never saw them
-    ref = torch.autograd.grad(ssd.ssd_chunked_reference(x, dt, A, B, C, chunk_size=8).sum(), x)[0]
+    ref = torch.autograd.grad(ssd_chunked_reference(x, dt, A, B, C, chunk_size=8).sum(), x)[0]
     assert torch.allclose(grads[0], ref, atol=1e-5)
 
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from kinest_core.model import ssd_fused_cpu
-from kinest_core.model.ssd import ssd_chunked, ssd_recurrent
+from kinest_core.model.ops import ssd_chunked, ssd_fused_cpu, ssd_recurrent
 
 HAVE_CC = bool(os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang"))
 needs_cc = pytest.mark.skipif(not HAVE_CC, reason="no C compiler: the fused loops cannot be built here")

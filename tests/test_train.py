@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 import torch
 
-from kinest_core import data as kd
 from kinest_core import rotations as rot
 from kinest_core import rotations_torch as trot
-from kinest_core.baselines import MeanPose, load_any_checkpoint
-from kinest_core.data import protocol_seams
-from kinest_core.evaluate import evaluate_motions, model_window, predict_local
 from kinest_core.features import canonicalize_positions, tracking_features
-from kinest_core.mocap import convert_bvh
 from kinest_core.skeleton import MIRROR_JOINTS, TRACKED_JOINTS, forward_kinematics
-from kinest_core.train import ACCAD_ATTRIBUTION, CMU_ATTRIBUTION, TrainConfig, build_model, train
+from kinest_core.training import data as kd
+from kinest_core.training.baselines import MeanPose, load_any_checkpoint
+from kinest_core.training.data import protocol_seams
+from kinest_core.training.evaluate import evaluate_motions, model_window, predict_local
+from kinest_core.training.mocap import convert_bvh
+from kinest_core.training.trainer import ACCAD_ATTRIBUTION, CMU_ATTRIBUTION, TrainConfig, build_model, train
 
 FIX = Path(__file__).parent / "fixtures" / "mocap"
 REPO = Path(__file__).resolve().parents[1]
@@ -226,7 +226,7 @@ def test_baselines_train_and_load(motions: list, tmp_path: Path) -> None:
 
 
 def test_lr_schedules() -> None:
-    from kinest_core.train import _lr_at
+    from kinest_core.training.trainer import _lr_at
 
     step = TrainConfig(lr=1e-3, lr_drop_at=10, warmup=4)
     assert _lr_at(step, 0) == pytest.approx(1e-5) and _lr_at(step, 2) == pytest.approx(1e-3 * (0.01 + 0.99 / 2))
@@ -245,7 +245,7 @@ def test_non_finite_steps_are_skipped_and_init_warm_starts(motions: list, tmp_pa
     assert first["skipped_steps"] == 0
     init = str(tmp_path / "a" / "checkpoint_last")
     warm = build_model(_tiny("kinest", 1))
-    from kinest_core.train import _load_init
+    from kinest_core.training.trainer import _load_init
 
     _load_init(warm, init)
     saved, _ = load_any_checkpoint(init)
@@ -309,9 +309,9 @@ def test_cli_train_runs_under_torchrun_with_two_processes(tmp_path: Path) -> Non
 def test_evaluation_and_inference_see_the_same_inputs(motions: list) -> None:
     """The protocol prediction of evaluate equals inference.reconstruct(mode="protocol") on the same joints:
     training-side and inference-side features (canonicalisation included) agree."""
-    from kinest_core.evaluate import tracking_from_joints
     from kinest_core.inference import reconstruct
     from kinest_core.model import KineST, KineSTConfig
+    from kinest_core.training.evaluate import tracking_from_joints
 
     torch.manual_seed(0)
     model = KineST(KineSTConfig.tiny())
@@ -418,7 +418,7 @@ def test_training_with_the_placed_acceleration_loss(motions: list, tmp_path: Pat
 
 
 def test_window_consistency_share_mixes_pairs_and_single_windows(motions: list, tmp_path: Path) -> None:
-    from kinest_core.train import consistency_pairs
+    from kinest_core.training.trainer import consistency_pairs
 
     assert consistency_pairs(16, 1.0) == 8 and consistency_pairs(17, 1.0) == 8  # odd: one single window
     assert consistency_pairs(16, 0.5) == 4 and consistency_pairs(16, 0.25) == 2
@@ -437,7 +437,7 @@ def test_window_consistency_share_mixes_pairs_and_single_windows(motions: list, 
 
 def test_every_shipped_training_config_loads() -> None:
     """The configs the README and scripts/gpu_session.sh name: unknown keys or loss terms fail here, not on a GPU."""
-    from kinest_core.losses import LossConfig
+    from kinest_core.training.losses import LossConfig
 
     paths = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.json"))
     assert len(paths) >= 5

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from kinest_core.mocap import convert_bvh
-from kinest_core.train import TrainConfig, train
+from kinest_core.training.mocap import convert_bvh
+from kinest_core.training.trainer import TrainConfig, train
 
 FIX = Path(__file__).parent / "fixtures" / "mocap"
 

@@ -98,15 +98,15 @@ def _fmt(v: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from kinest_core.baselines import load_any_checkpoint
     from kinest_core.model import default_checkpoint_path
+    from kinest_core.training.baselines import load_any_checkpoint
 
     if args.ground_truth:
         if not args.data:
             print("kinest evaluate: --ground-truth needs --data", file=sys.stderr)
             return 1
-        from kinest_core.evaluate import ground_truth_metrics
-        from kinest_core.mocap import load_motions
+        from kinest_core.training.evaluate import ground_truth_metrics
+        from kinest_core.training.mocap import load_motions
 
         gt = dict(ground_truth_metrics(load_motions(args.data)))
         if args.json:
@@ -128,8 +128,8 @@ def run(args: argparse.Namespace) -> int:
     model, meta = load_any_checkpoint(path, device=device)
     say = (lambda s: print(s, file=sys.stderr, flush=True)) if args.json else (lambda s: print(s, flush=True))
     if args.tracking:
-        from kinest_core.evaluate import evaluate_tracking
         from kinest_core.model import KineST
+        from kinest_core.training.evaluate import evaluate_tracking
 
         if not isinstance(model, KineST):
             print("kinest evaluate: --tracking needs a KineST checkpoint (reconstruct runs KineST)", file=sys.stderr)
@@ -139,8 +139,8 @@ def run(args: argparse.Namespace) -> int:
         )
         rows: tuple[tuple[str, str], ...] = TRACKING_ROWS
     else:
-        from kinest_core.evaluate import evaluate_motions
-        from kinest_core.mocap import load_motions
+        from kinest_core.training.evaluate import evaluate_motions
+        from kinest_core.training.mocap import load_motions
 
         motions = load_motions(args.data)
         if not motions:

@@ -23,7 +23,7 @@ def collect(checkpoint: str | None = None) -> dict:
     from kinest_core.model import KineST, default_checkpoint_path
     from kinest_core.model.checkpoint import read_checkpoint_meta
     from kinest_core.model.kinest import KineSTConfig
-    from kinest_core.model.ssd import mamba_ssm_scan
+    from kinest_core.model.ops.ssd_cuda import mamba_ssm_scan
 
     path = checkpoint or default_checkpoint_path()
     meta = read_checkpoint_meta(path) if path else {}

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from kinest_core.jitter import jitter_summary
-from kinest_core.smoothing import BODY_PARTS, METHODS, SmoothingOptions, smooth_motion
+from kinest_core.postprocess.smoothing import BODY_PARTS, METHODS, SmoothingOptions, smooth_motion
 from kinest_core.types import Motion
 
 

@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kinest_core.amass import prepare_amass, smplh_rest_joints
+    from kinest_core.training.amass import prepare_amass, smplh_rest_joints
 
     test_files = None
     if args.split_file:

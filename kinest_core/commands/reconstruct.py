@@ -43,8 +43,8 @@ def read_any_tracking(path: str):  # noqa: ANN201 - returns TrackingSequence
 
 
 def run(args: argparse.Namespace) -> int:
-    from kinest_core.bvh import write_motion_bvh
     from kinest_core.inference import InferenceStats, reconstruct
+    from kinest_core.io.bvh import write_motion_bvh
 
     tracking = read_any_tracking(args.input)
     if not args.quiet:

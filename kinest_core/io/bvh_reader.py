@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from kinest_core.bvh import BvhError, read_bvh
+from kinest_core.io.bvh import BvhError, read_bvh
 from kinest_core.io.errors import TrackingFileError
 from kinest_core.io.raw import MAX_ABS_COORD, MAX_SAMPLES, RawTracking, check_size
 from kinest_core.rotations import matrix_to_quat

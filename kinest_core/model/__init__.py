@@ -3,6 +3,6 @@
 
 from kinest_core.model.checkpoint import default_checkpoint_path, load_checkpoint, save_checkpoint
 from kinest_core.model.kinest import KineST, KineSTConfig
-from kinest_core.model.ssd import Mamba2
+from kinest_core.model.mamba2 import Mamba2
 
 __all__ = ["KineST", "KineSTConfig", "Mamba2", "default_checkpoint_path", "load_checkpoint", "save_checkpoint"]

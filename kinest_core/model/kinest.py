@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from kinest_core.model.ssd import Mamba2
+from kinest_core.model.mamba2 import Mamba2
+from kinest_core.model.ops import ScanFn
 from kinest_core.skeleton import NUM_JOINTS, UKS_ORDER
 
 IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
@@ -192,8 +193,8 @@ class KineST(nn.Module):
             x = block(x)
         return self.head(self.out_norm(x))
 
-    def set_scan(self, scan: str) -> None:
-        """Choose the torch SSD implementation for every Mamba-2 layer ("fast", "reference", "recurrent", "fast_torch", "fast_autograd")."""
+    def set_scan(self, scan: ScanFn) -> None:
+        """Use ``scan`` (any :data:`kinest_core.model.ops.ScanFn`) in every Mamba-2 layer."""
         for m in self.modules():
             if isinstance(m, Mamba2):
                 m.scan = scan

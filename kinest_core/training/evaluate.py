@@ -21,10 +21,10 @@ from torch import nn
 from kinest_core import metrics as mx
 from kinest_core import rotations as rot
 from kinest_core import rotations_torch as trot
-from kinest_core.data import protocol_seams, protocol_windows, tracked_joints, window_features
-from kinest_core.ik import pin_wrists
 from kinest_core.model import KineST
+from kinest_core.postprocess.hand_pinning import pin_wrists
 from kinest_core.skeleton import NUM_JOINTS, TRACKED_JOINTS
+from kinest_core.training.data import protocol_seams, protocol_windows, tracked_joints, window_features
 from kinest_core.types import Motion, TrackingSequence
 
 Array = NDArray[np.float64]
@@ -73,7 +73,7 @@ def predict_local(
 
 def tracking_from_joints(tracked_rot: NDArray, tracked_pos: NDArray, fps: float = 60.0) -> TrackingSequence:
     """Head and wrist world rotations (F, 3, 3, 3) and positions (F, 3, 3), e.g. from
-    :func:`kinest_core.data.tracked_joints`, as a fully valid tracking recording."""
+    :func:`kinest_core.training.data.tracked_joints`, as a fully valid tracking recording."""
     n = tracked_rot.shape[0]
     mats = np.tile(np.eye(4), (n, 3, 1, 1))
     mats[:, :, :3, :3] = tracked_rot
@@ -107,7 +107,7 @@ def evaluate_motions(
 
     ``mode`` "protocol" is the paper's evaluation; other modes ("offline", "online") run KineST
     through :func:`kinest_core.inference.reconstruct` as users get it. ``pin_hands`` applies the
-    hand-pinning IK (:func:`kinest_core.ik.pin_wrists`, as ``reconstruct`` does by default) to any
+    hand-pinning IK (:func:`kinest_core.postprocess.hand_pinning.pin_wrists`, as ``reconstruct`` does by default) to any
     model's prediction, on the motion's own skeleton; the paper's protocol has no such step.
     """
     total = mx.MetricAccumulator()

@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kinest_core import rotations as rot
-from kinest_core.bvh import BvhData, read_bvh
+from kinest_core.io.bvh import BvhData, read_bvh
 from kinest_core.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS, Skeleton, children, forward_kinematics
 from kinest_core.types import Motion
 
@@ -223,7 +223,7 @@ def detect_skeleton(bvh: BvhData, skeletons: dict[str, SourceSkeleton] | None = 
             return spec
     raise MocapError(
         f"{bvh.path}: unknown skeleton (joints {', '.join(bvh.names[:8])}...); add a SourceSkeleton "
-        "with a joint map to kinest_core.mocap.SKELETONS"
+        "with a joint map to kinest_core.training.mocap.SKELETONS"
     )
 
 
@@ -916,7 +916,7 @@ def _convert_harmonized(paths: Sequence[str]) -> list[Motion]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m kinest_core.mocap SRC... CACHE_DIR``: convert folders into a cache."""
+    """``python -m kinest_core.training.mocap SRC... CACHE_DIR``: convert folders into a cache."""
     import argparse
 
     ap = argparse.ArgumentParser(description=main.__doc__)

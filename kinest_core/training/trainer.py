@@ -28,13 +28,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from kinest_core.baselines import AvatarPoserConfig, AvatarPoserLite, MeanPose, MeanPoseConfig
-from kinest_core.data import AugmentConfig, Batch, MotionWindows, make_batch, make_overlapping_batches
-from kinest_core.evaluate import model_window
-from kinest_core.hardware import resolve_amp, retain_freed_memory
-from kinest_core.losses import LossConfig, kinest_loss, window_consistency
-from kinest_core.model import ssd_fused_cpu
+from kinest_core.hardware import resolve_amp, resolve_device, retain_freed_memory
 from kinest_core.model.checkpoint import checkpoint_base, save_checkpoint
+from kinest_core.model.ops import ssd_fused_cpu
+from kinest_core.training.baselines import AvatarPoserConfig, AvatarPoserLite, MeanPose, MeanPoseConfig
+from kinest_core.training.data import AugmentConfig, Batch, MotionWindows, make_batch, make_overlapping_batches
+from kinest_core.training.evaluate import model_window
+from kinest_core.training.losses import LossConfig, kinest_loss, window_consistency
 from kinest_core.types import Motion
 
 #: Attributions the data licences ask for (data README); written into every checkpoint JSON.
@@ -135,12 +135,6 @@ def _load_init(model: nn.Module, path: str) -> None:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise ValueError(f"{weights} does not fit the {type(model).__name__} this config builds: {e}") from None
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def hardware_description(device: torch.device, world_size: int = 1) -> str:
@@ -420,7 +414,7 @@ def _train(
         nonlocal best, last_val
         if not val or not dist_info.main:
             return
-        from kinest_core.evaluate import evaluate_motions
+        from kinest_core.training.evaluate import evaluate_motions
 
         t0 = time.perf_counter()
         res = evaluate_motions(weights(), val, device, config.val_batch_size)["overall"]

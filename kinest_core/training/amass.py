@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""AMASS (.npz, SMPL-H) -> the same SMPL-22 motions as :mod:`kinest_core.mocap`, and the Protocol 1 split.
+"""AMASS (.npz, SMPL-H) -> the same SMPL-22 motions as :mod:`kinest_core.training.mocap`, and the Protocol 1 split.
 
 For users who have AMASS access (licence-gated; never needed by this project): with their
 own SMPL-H model files, ``kinest prepare-amass`` writes cached motions that ``kinest train``
@@ -24,8 +24,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kinest_core import rotations as rot
-from kinest_core.mocap import resample
 from kinest_core.skeleton import NUM_JOINTS, PARENTS, forward_kinematics
+from kinest_core.training.mocap import resample
 from kinest_core.types import Motion
 
 Array = NDArray[np.float64]

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Fused C loops for the factorised SSD op on CPU, compiled on demand for training.
 
-PyTorch runs each elementwise step of :class:`~kinest_core.model.ssd._FactorisedSSD` as its own
+PyTorch runs each elementwise step of :class:`~kinest_core.model.ops.ssd_cpu._FactorisedSSD` as its own
 pass over multi-megabyte tensors; ``ssd_fused_cpu.c`` does each group of steps that reads the
 same rows in one pass (the matmuls stay in PyTorch). It is plain C with no Python or PyTorch
 headers, so building it takes a C compiler and under a second; the shared library is cached per
