@@ -76,9 +76,9 @@ def training_step_ratio(batch: int = 8, repeats: int = 2, rounds: int = 2) -> di
     a shared machine then falls on all of them, not on one).
 
     Variants, in this process, each from the same initial weights: ``fast`` (the fast scan),
-    ``fast_autograd`` (session 3's fast scan: the same arithmetic differentiated by autograd),
+    ``fast_autograd`` (the same arithmetic differentiated by autograd),
     ``reference`` (the plain chunked scan at the model's chunk, 32), ``reference_chunk64`` (the
-    plain scan at chunk 64: issue 5's baseline) and ``fast_bf16`` (the fast scan with the forward
+    plain scan at chunk 64: the speed baseline) and ``fast_bf16`` (the fast scan with the forward
     under bf16 autocast and the loss in float32, as ``kinest_core.training.trainer`` does with ``amp``) with
     its like-for-like baseline ``reference_chunk64_bf16`` (the plain scan under the same autocast).
     ``fast`` variants use :mod:`kinest_core.model.ssd_fused_cpu`'s loops where they build

@@ -124,8 +124,8 @@ def bench_skfm_training_scan(batch: int = 8, repeats: int = 2) -> dict[str, floa
     turns round by round (``repeats`` + 1 rounds, at least 3) and every figure is the median over
     rounds (ratios: the median of the per-round ratios). The plain chunked scan is timed at
     chunk 64 and at its best chunk (16); the fast scan at the model's chunk (32), and, as
-    ``*_autograd_*``, session 3's fast scan (the same factorised arithmetic differentiated by
-    autograd, :func:`ssd_chunked_autograd`). ``fast`` has :mod:`ssd_fused_cpu`'s loops on where they
+    ``*_autograd_*``, the same factorised arithmetic differentiated by autograd
+    (:func:`ssd_chunked_autograd`). ``fast`` has :mod:`ssd_fused_cpu`'s loops on where they
     build (``skfm_ssd_op_fused_loops`` says), as in ``kinest train``; ``fast_torch`` is the same op
     with them off (its PyTorch twin). The SSD op alone gets a fixed output gradient
     (``y.backward(dy)``), so only the op is timed. Op and layer are also timed under bf16 autocast

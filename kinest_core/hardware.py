@@ -70,7 +70,7 @@ def retain_freed_memory(trim_threshold: int = 1 << 31) -> tuple[bool, str]:
     A CPU training step allocates and frees hundreds of MB of activations. By default glibc
     returns blocks above its mmap threshold to the OS at once, and the next step page-faults
     them in again: about 50,000 minor faults per KineST step at batch 8 here, 5-8 % of a float32
-    step and 10-12 % of a bf16 one (``docs/measurements/session7``). With the threshold at its
+    step and 10-12 % of a bf16 one (``docs/benchmarks.md``). With the threshold at its
     maximum, and the heap trimmed only when more than ``trim_threshold`` bytes lie free at its top,
     those blocks are reused. Process-wide and not undone: the process keeps that memory until it
     exits, so this is for training processes, not for Blender. Anywhere but glibc it does nothing.

@@ -188,7 +188,7 @@ def test_fused_scan_bf16_matmuls_are_within_bf16_rounding_of_float64(with_d: boo
         r = r.float()
         err = ((a - r).norm() / r.norm()).item()
         # dA sums differences of per-token terms over every token: its relative error is larger
-        # (3.6 % here, as for session 3's autograd form under autocast); Adam rescales it anyway.
+        # (3.6 % here, as for the autograd form under autocast); Adam rescales it anyway.
         assert err < (0.05 if name == "A" else 0.01), (name, err)
         assert ((f - r).norm() / r.norm()).item() < 1e-5, name
         if name != "D":  # D's gradient is sum(dy * x): no matmul in it
