@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from kinest_core.fixes import Fix, Spelling, python_spelling, render_hint
 from kinest_core.skeleton import JOINT_NAMES, PARENTS
 
 DEVICES: tuple[str, str, str] = ("head", "left_wrist", "right_wrist")
@@ -20,15 +21,33 @@ DEVICES: tuple[str, str, str] = ("head", "left_wrist", "right_wrist")
 
 @dataclass(frozen=True)
 class TrackingWarning:
-    """A plausibility or data problem with a stable ``code`` (e.g. ``UNITS_SUSPECT``)."""
+    """A plausibility or data problem with a stable ``code`` (e.g. ``UNITS_SUSPECT``).
+
+    ``message`` says what is wrong and what the reader did; ``hint`` says what to do, naming
+    options as ``{option}`` fields that ``fixes`` fill in the spelling of the interface showing it
+    (:mod:`kinest_core.fixes`). ``text()`` is the whole line (Python spelling by default).
+    """
 
     code: str
     message: str
     device: str | None = None
     frames: tuple[int, int] | None = None  # [start, end) in the sequence's frames
+    hint: str = ""
+    fixes: tuple[Fix, ...] = ()
 
-    def as_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"code": self.code, "message": self.message}
+    def text(self, spell: Spelling = python_spelling) -> str:
+        """Message and hint, the options named as ``spell`` writes them."""
+        hint = render_hint(self.hint, self.fixes, spell)
+        return f"{self.message}; {hint}" if hint else self.message
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def as_dict(self, spell: Spelling = python_spelling) -> dict[str, Any]:
+        d: dict[str, Any] = {"code": self.code, "message": self.text(spell)}
+        if self.hint:
+            d["hint"] = render_hint(self.hint, self.fixes, spell)
+            d["fixes"] = [{"option": f.option, "value": f.value} for f in self.fixes]
         if self.device is not None:
             d["device"] = self.device
         if self.frames is not None:
@@ -119,6 +138,8 @@ class Motion:
     - ``root_translation``: (frames, 3) m, added to ``rest_offsets[0]`` to place the pelvis
     - ``joint_positions``: (frames, 22, 3) m, Z-up world (forward kinematics of the above)
     - ``rest_offsets``: (22, 3) m, the body the motion is played on
+    - ``contacts``: (frames, 2) bool, left and right foot on the floor (None where unknown); the
+      foot-locking pass (:mod:`kinest_core.postprocess.foot_planting`) holds feet in these spans
     """
 
     local_rotations: NDArray[np.float64]
@@ -127,12 +148,14 @@ class Motion:
     rest_offsets: NDArray[np.float64]
     fps: float = 60.0
     info: dict[str, Any] = field(default_factory=dict)
+    contacts: NDArray[np.bool_] | None = None
 
     @property
     def num_frames(self) -> int:
         return int(self.local_rotations.shape[0])
 
     def save_npz(self, path: str) -> None:
+        extra = {} if self.contacts is None else {"contacts": np.asarray(self.contacts, dtype=bool)}
         np.savez_compressed(
             path,
             local_rotations=self.local_rotations,
@@ -142,6 +165,7 @@ class Motion:
             fps=np.float64(self.fps),
             joint_names=np.array(JOINT_NAMES),
             parents=np.array(PARENTS, dtype=np.int64),
+            **extra,
         )
 
     @classmethod
@@ -153,4 +177,5 @@ class Motion:
                 joint_positions=np.asarray(z["joint_positions"], dtype=np.float64),
                 rest_offsets=np.asarray(z["rest_offsets"], dtype=np.float64),
                 fps=float(z["fps"]),
+                contacts=np.asarray(z["contacts"], dtype=bool) if "contacts" in z.files else None,
             )

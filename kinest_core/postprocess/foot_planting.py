@@ -1,0 +1,291 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Foot locking: feet that stay planted where the contacts say so, and never go below the floor.
+
+The network predicts rotations and the body is placed by the tracked head, so nothing holds
+a standing foot still: it slides with every small error of the legs, and it may hover above or
+dip under the floor. Per foot and contact span (``Motion.contacts`` or given):
+
+- the foot gets one place and heading for the span: the ankle's least-squares place over the
+  span (the foot stays put where the motion, on average, put it) and its mean heading, lowered
+  or raised so the sole rests on the floor (the foot joints at their standing heights,
+  :func:`~kinest_core.postprocess.contacts.standing_heights`);
+- inside the span the foot keeps the pitch and roll the motion gives it (or lies flat,
+  ``foot="flat"``) and rolls without slipping: the point it pivots on moves from the ankle
+  (heel) to the toe joint as the heel rises, so a toe-off does not drag the toe;
+- the correction (ankle offset and foot turn) fades in and out over ``blend_frames`` frames
+  next to the span, continuous in position and velocity, so nothing pops;
+- in every frame, a foot whose joints would go below their standing heights is lifted;
+- a two-bone IK at hip and knee takes the ankle to its target (bending the knee about the
+  axis it already bends around, easing off before full extension), then the ankle's local
+  rotation gives the foot its orientation.
+
+Only the hip, knee and ankle rotations change: the pelvis, spine, arms (pinned hands) and head
+keep their rotations and the root keeps its translation, so the head stays on the tracked head.
+Run after hand pinning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.spatial.transform import Rotation
+
+from kinest_core import rotations as rot
+from kinest_core.cancel import Cancelled, CancelToken
+from kinest_core.postprocess.contacts import contact_spans, standing_heights
+from kinest_core.skeleton import PARENTS, forward_kinematics
+from kinest_core.types import Motion
+
+Array = NDArray[np.float64]
+
+__all__ = ["LEG_CHAINS", "PlantingOptions", "leg_ik", "plant_feet", "plant_rotations"]
+
+#: (hip, knee, ankle, toe) joint indices of the left and the right leg.
+LEG_CHAINS: tuple[tuple[int, int, int, int], ...] = ((1, 4, 7, 10), (2, 5, 8, 11))
+FOOT_MODES = ("motion", "flat")
+
+
+@dataclass(frozen=True)
+class PlantingOptions:
+    """``blend_frames``: frames over which a correction fades in before a span and out after it.
+    ``foot``: "motion" keeps the foot's pitch and roll as predicted, "flat" lays it flat.
+    ``floor``: floor height (m). ``softness``: share of the leg's length over which the reach eases
+    off before full extension. ``pivot_band``: how much higher (m) the heel must be than the toe,
+    relative to standing, for the foot to pivot wholly on the toe joint."""
+
+    blend_frames: int = 6
+    foot: str = "motion"
+    floor: float = 0.0
+    softness: float = 0.02
+    pivot_band: float = 0.02
+
+    def check(self) -> None:
+        if self.foot not in FOOT_MODES:
+            raise ValueError(f"unknown foot mode {self.foot!r}; use one of {', '.join(FOOT_MODES)}")
+        if self.blend_frames < 0:
+            raise ValueError(f"blend_frames is {self.blend_frames}; it must be 0 or more")
+
+
+def _unit(v: NDArray) -> tuple[Array, Array]:
+    n = np.linalg.norm(v, axis=-1)
+    return v / np.maximum(n, 1e-12)[..., None], n
+
+
+def _rotvec_matrices(rotvec: NDArray) -> Array:
+    flat = np.asarray(rotvec, dtype=np.float64).reshape(-1, 3)
+    return Rotation.from_rotvec(flat).as_matrix().reshape(rotvec.shape[:-1] + (3, 3))
+
+
+def _matrices_rotvec(mats: NDArray) -> Array:
+    return Rotation.from_matrix(mats.reshape(-1, 3, 3)).as_rotvec().reshape(mats.shape[:-2] + (3,))
+
+
+def _rot_z(angle: NDArray) -> Array:
+    c, s = np.cos(angle), np.sin(angle)
+    out = np.zeros(np.shape(angle) + (3, 3))
+    out[..., 0, 0], out[..., 0, 1], out[..., 1, 0], out[..., 1, 1], out[..., 2, 2] = c, -s, s, c, 1.0
+    return out
+
+
+def _smootherstep(x: NDArray) -> Array:
+    x = np.clip(x, 0.0, 1.0)
+    return x**3 * (x * (6 * x - 15) + 10)
+
+
+def leg_ik(
+    local: Array, glob: Array, pos: Array, chain: tuple[int, int, int, int], target: NDArray, softness: float
+) -> Array:
+    """Turn hip and knee (in ``local``, in place) so the ankle reaches ``target`` (F, 3) where it can;
+    ``glob``/``pos``: global rotations and joint positions before. Returns the knee's new global rotation.
+
+    Reach eases off over the last ``softness`` of the leg's length beyond what the leg already
+    spans, so a target the leg already meets leaves it as it is, and a target out of reach gets a
+    nearly straight leg pointing at it without the knee flickering.
+    """
+    h, k, a, _ = chain
+    hip, knee, ankle = pos[:, h], pos[:, k], pos[:, a]
+    upper, lower = knee - hip, ankle - knee
+    l1, l2 = np.linalg.norm(upper, axis=-1), np.linalg.norm(lower, axis=-1)
+    length = l1 + l2
+    span = np.linalg.norm(ankle - hip, axis=-1)
+    dist = np.linalg.norm(target - hip, axis=-1)
+    start = np.minimum(np.maximum(span, length * (1.0 - softness)), length * (1.0 - 1e-6))
+    soft = np.maximum(length - start, 1e-9)
+    eased = start + soft * (1.0 - np.exp(-np.maximum(dist - start, 0.0) / soft))
+    reach = np.clip(np.where(dist > start, eased, dist), np.abs(l1 - l2) + 1e-6, length * (1.0 - 1e-6))
+    now = np.arccos(np.clip((l1**2 + l2**2 - span**2) / (2 * l1 * l2), -1.0, 1.0))
+    want = np.arccos(np.clip((l1**2 + l2**2 - reach**2) / (2 * l1 * l2), -1.0, 1.0))
+    axis, bent = _unit(np.cross(upper, lower))
+    hinge = glob[:, h, :, 0]  # a straight leg bends about the thigh's own left-right axis
+    axis = np.where((bent > 1e-6 * l1 * l2)[:, None], axis, hinge)
+    r_knee = _rotvec_matrices(axis * (now - want)[:, None])
+    new_ankle = knee + np.einsum("fab,fb->fa", r_knee, lower)
+    u, _ = _unit(new_ankle - hip)
+    v, _ = _unit(target - hip)
+    swing_axis, sin = _unit(np.cross(u, v))
+    angle = np.arctan2(sin, np.sum(u * v, axis=-1))
+    r_hip = _rotvec_matrices(swing_axis * angle[:, None])
+    g_hip = r_hip @ glob[:, h]
+    g_knee = r_hip @ r_knee @ glob[:, k]
+    local[:, h] = np.swapaxes(glob[:, PARENTS[h]], -1, -2) @ g_hip
+    local[:, k] = np.swapaxes(g_hip, -1, -2) @ g_knee
+    return g_knee
+
+
+def _heading(foot_rot: Array, toe_offset: Array) -> Array:
+    """Yaw (rad) of the foot's forward direction (ankle to toe joint, projected on the floor)."""
+    fwd = foot_rot @ toe_offset
+    return np.arctan2(fwd[..., 1], fwd[..., 0])
+
+
+def _span_targets(
+    pos: Array, foot_rot: Array, a: int, t: int, toe_offset: Array, stand: Array, opts: PlantingOptions
+) -> tuple[Array, Array]:
+    """Ankle positions (n, 3) and foot rotations (n, 3, 3) for the frames of one span (inputs sliced to it)."""
+    yaw = np.unwrap(_heading(foot_rot, toe_offset))
+    mean_yaw = float(yaw.mean())
+    if opts.foot == "flat":
+        rest_yaw = float(np.arctan2(toe_offset[1], toe_offset[0]))
+        want = np.broadcast_to(_rot_z(np.asarray(mean_yaw - rest_yaw)), foot_rot.shape).copy()
+    else:
+        want = _rot_z(mean_yaw - yaw) @ foot_rot
+    # Pivot point (in the foot's frame, from the ankle): the ankle while the heel is down, the toe
+    # joint once the heel has risen above the toe (relative to standing) by ``pivot_band``.
+    rel_a = pos[:, a, 2] - stand[a]
+    rel_t = pos[:, t, 2] - stand[t]
+    w = _smootherstep((rel_a - rel_t) / max(opts.pivot_band, 1e-6))
+    pivot = w[:, None] * toe_offset[None, :]
+    # Rolling without slip: the pivot's world point at frame i is where the foot of frame i-1 has
+    # that point, so ankle_i = ankle_{i-1} + (R_{i-1} - R_i) pivot_i.
+    step = np.zeros((len(w), 3))
+    step[1:] = np.einsum("fab,fb->fa", want[:-1] - want[1:], pivot[1:])
+    rolled = np.cumsum(step, axis=0)  # ankle relative to its place in the span's first frame
+    ankle = rolled + (pos[:, a] - rolled).mean(axis=0)  # least-squares place over the span
+    toe = ankle + want @ toe_offset
+    gap = np.minimum(ankle[:, 2] - stand[a], toe[:, 2] - stand[t]) - opts.floor
+    ankle[:, 2] -= float(np.median(gap))  # the sole rests on the floor
+    return ankle, want
+
+
+def _fade(values: Array, rate: Array, frames: int) -> tuple[Array, Array]:
+    """A correction leaving a span: from ``values`` (3,) changing by ``rate`` (3,) per frame to 0 over
+    ``frames`` frames (cubic Hermite: position and velocity continuous at the span's end, at rest at
+    the end of the fade). Returns the curve (frames, 3) and its weight (frames,) for averaging overlaps."""
+    tau: Array = np.arange(1, frames + 1, dtype=np.float64) / (frames + 1)
+    sq = tau * tau
+    h00: Array = 2.0 * sq * tau - 3.0 * sq + 1.0
+    h10: Array = sq * tau - 2.0 * sq + tau
+    return h00[:, None] * values + (h10 * (frames + 1))[:, None] * rate, h00
+
+
+def _blend_in_out(
+    frames: int, spans: list[tuple[int, int]], deltas: list[Array], rvecs: list[Array], blend: int
+) -> tuple[Array, Array]:
+    """Per-frame ankle offset (F, 3) and foot turn as a rotation vector (F, 3): each span's own
+    inside it, faded from its end values to 0 over ``blend`` frames outside (:func:`_fade`;
+    overlapping fades averaged, never summed past full strength)."""
+    delta = np.zeros((frames, 3))
+    rvec = np.zeros((frames, 3))
+    weight = np.zeros(frames)
+    for (s, e), d, r in zip(spans, deltas, rvecs, strict=True):
+        if blend <= 0:
+            continue
+        n_before, n_after = min(blend, s), min(blend, frames - e)
+        for values, out in ((d, delta), (r, rvec)):
+            rate_in = values[0] - values[1] if len(values) > 1 else np.zeros(3)
+            rate_out = values[-1] - values[-2] if len(values) > 1 else np.zeros(3)
+            curve, _ = _fade(values[0], rate_in, blend)
+            out[s - n_before : s] += curve[:n_before][::-1]
+            curve, _ = _fade(values[-1], rate_out, blend)
+            out[e : e + n_after] += curve[:n_after]
+        _, w = _fade(np.zeros(3), np.zeros(3), blend)
+        weight[s - n_before : s] += w[:n_before][::-1]
+        weight[e : e + n_after] += w[:n_after]
+    norm = np.maximum(weight, 1.0)[:, None]
+    delta /= norm
+    rvec /= norm
+    for (s, e), d, r in zip(spans, deltas, rvecs, strict=True):
+        delta[s:e] = d
+        rvec[s:e] = r
+    return delta, rvec
+
+
+def plant_rotations(
+    local_rotations: NDArray,
+    rest_offsets: NDArray,
+    root_translation: NDArray,
+    contacts: NDArray,
+    options: PlantingOptions | None = None,
+) -> Array:
+    """Local rotation matrices (F, 22, 3, 3) with the legs re-solved so feet hold still in their
+    contact spans (``contacts`` (F, 2): left, right) and stay above the floor (module doc)."""
+    opts = options or PlantingOptions()
+    opts.check()
+    local = np.array(local_rotations, dtype=np.float64)
+    f = local.shape[0]
+    c = np.asarray(contacts, dtype=bool)
+    if c.shape != (f, 2):
+        raise ValueError(f"contacts have shape {c.shape}; expected ({f}, 2): one column per foot (left, right)")
+    offsets = np.asarray(rest_offsets, dtype=np.float64)
+    stand = standing_heights(offsets)
+    glob, pos = forward_kinematics(local, offsets, root_translation)
+    for side, chain in enumerate(LEG_CHAINS):
+        _, _, a, t = chain
+        toe_offset = offsets[t]
+        foot_rot = glob[:, a]
+        spans = contact_spans(c[:, side : side + 1])[0]
+        deltas: list[Array] = []
+        rvecs: list[Array] = []
+        for s, e in spans:
+            ankle, want = _span_targets(pos[s:e], foot_rot[s:e], a, t, toe_offset, stand, opts)
+            deltas.append(ankle - pos[s:e, a])
+            rvecs.append(_matrices_rotvec(want @ np.swapaxes(foot_rot[s:e], -1, -2)))
+        delta, rvec = _blend_in_out(f, spans, deltas, rvecs, opts.blend_frames)
+        want_rot = _rotvec_matrices(rvec) @ foot_rot
+        target = pos[:, a] + delta
+        # Nothing below the floor: lift the whole foot until both its joints are at or above standing height.
+        toe = target + want_rot @ toe_offset
+        lift = np.maximum(0.0, np.maximum(stand[a] - target[:, 2], stand[t] - toe[:, 2]) + opts.floor)
+        target[:, 2] += lift
+        g_knee = leg_ik(local, glob, pos, chain, target, opts.softness)
+        local[:, a] = np.swapaxes(g_knee, -1, -2) @ want_rot
+    return local
+
+
+def plant_feet(
+    motion: Motion,
+    contacts: NDArray | None = None,
+    options: PlantingOptions | None = None,
+    cancel: CancelToken | None = None,
+) -> Motion:
+    """A copy of ``motion`` with planted feet (module doc); ``contacts`` (F, 2) default to ``motion.contacts``.
+
+    The result carries the contacts it was planted with (``Motion.contacts``) and
+    ``info["plant_feet"]``, so a later pass (smoothing) can plant again with the same spans.
+    """
+    c = motion.contacts if contacts is None else contacts
+    if c is None:
+        raise ValueError("plant_feet needs contacts: pass them or give the motion its contacts first")
+    if cancel is not None and cancel.cancelled:
+        raise Cancelled("foot planting cancelled")
+    opts = options or PlantingOptions()
+    local = plant_rotations(
+        rot.quat_to_matrix(motion.local_rotations), motion.rest_offsets, motion.root_translation, c, opts
+    )
+    if cancel is not None and cancel.cancelled:
+        raise Cancelled("foot planting cancelled")
+    _, positions = forward_kinematics(local, motion.rest_offsets, motion.root_translation)
+    q = rot.quat_make_continuous(rot.matrix_to_quat(local), axis=0)
+    info = dict(motion.info)
+    info["plant_feet"] = {"blend_frames": opts.blend_frames, "foot": opts.foot, "floor": opts.floor}
+    return Motion(
+        local_rotations=q,
+        root_translation=np.array(motion.root_translation, dtype=np.float64, copy=True),
+        joint_positions=positions,
+        rest_offsets=np.array(motion.rest_offsets, dtype=np.float64, copy=True),
+        fps=motion.fps,
+        info=info,
+        contacts=np.array(c, dtype=bool, copy=True),
+    )
