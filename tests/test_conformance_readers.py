@@ -283,3 +283,41 @@ def test_a_gap_of_hours_is_refused_naming_both_lines(tmp_path: Path) -> None:
     for r in rows[100:]:
         r[0] = str(float(r[0]) + 3600e3)
     _refused(_write(tmp_path / "gap.csv", header, rows), "jumps", "line 101 and line 102", "split the take")
+
+
+# ------------------------------------------------------------------ BVH: frame counts and bounds
+
+MOCAP = Path(__file__).resolve().parent / "fixtures" / "mocap" / "02_01_cut.bvh"
+
+
+def _bvh_with_frames(tmp_path: Path, value: str) -> Path:
+    import re
+
+    p = tmp_path / f"frames{value}.bvh"
+    p.write_text(re.sub(r"Frames:\s*\d+", f"Frames: {value}", MOCAP.read_text(), count=1))
+    return p
+
+
+def test_bvh_negative_and_zero_frame_counts(tmp_path: Path) -> None:
+    _refused(_bvh_with_frames(tmp_path, "-5"), "'Frames: -5'", "not a frame count", "line")
+    _refused(_bvh_with_frames(tmp_path, "0"), "'Frames: 0'", "no motion")
+
+
+def test_bvh_gzip_bomb_and_long_line(tmp_path: Path) -> None:
+    import gzip
+
+    bomb = tmp_path / "bomb.bvh.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as fh:
+        fh.write(b"HIERARCHY\n")
+        for _ in range(600):
+            fh.write(b"\n" * (1 << 20))  # 600 MB of blank lines in a file of about 600 kB
+    tracemalloc.start()
+    try:
+        _refused(bomb, "unpacks to more than")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 600e6
+    long = tmp_path / "long.bvh"
+    long.write_bytes(b"HIERARCHY\nROOT Hips\n{\n OFFSET " + b"0 " * 10_000_000 + b"\n}\n")
+    _refused(long, "line 4", "20.0 MB")

@@ -9,8 +9,6 @@ position plus the parent's global rotation applied to its OFFSET. Angles in degr
 
 from __future__ import annotations
 
-import gzip
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,9 +16,12 @@ from numpy.typing import NDArray
 from scipy.spatial.transform import Rotation
 
 from kinest_core import rotations as rot
+from kinest_core.errors import OutputFileError, TrackingFileError
+from kinest_core.io.files import MAX_FILE_BYTES, read_text_bytes
+from kinest_core.outputs import staged_outputs
 from kinest_core.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
 
-MAX_BVH_BYTES = 2_000_000_000
+MAX_BVH_BYTES = MAX_FILE_BYTES
 
 
 class BvhError(ValueError):
@@ -99,19 +100,11 @@ class BvhData:
 
 
 def _open_text(path: str) -> str:
+    """The file's text (gzip unpacked), its size, kind and line lengths checked before parsing."""
     try:
-        size = os.path.getsize(path)
-    except OSError as exc:
-        raise BvhError(f"{path}: cannot open ({exc.strerror}); check the path") from exc
-    if size > MAX_BVH_BYTES:
-        raise BvhError(f"{path}: file is {size / 1e9:.1f} GB, above the 2 GB limit for BVH; split the take")
-    with open(path, "rb") as fh:
-        raw = fh.read()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise BvhError(f"{path}: gzip data is damaged ({exc}); re-export or re-download the file") from exc
+        raw = read_text_bytes(path, limit=MAX_BVH_BYTES)
+    except TrackingFileError as exc:
+        raise BvhError(str(exc)) from exc
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -234,22 +227,36 @@ def read_bvh(path: str) -> BvhData:
         if not s:
             continue
         low = s.lower()
+        if not low.startswith(("frames:", "frame time:")):
+            i -= 1
+            raise fail(f"expected 'Frames:' / 'Frame Time:', found {s[:40]!r}")
         try:
             if low.startswith("frames:"):
                 num_frames = int(s.split(":", 1)[1])
-            elif low.startswith("frame time:"):
-                frame_time = float(s.split(":", 1)[1])
             else:
-                i -= 1
-                raise fail(f"expected 'Frames:' / 'Frame Time:', found {s[:40]!r}")
+                frame_time = float(s.split(":", 1)[1])
         except ValueError:
             i -= 1
             raise fail(f"cannot read number in {s[:40]!r}") from None
+        if num_frames is not None and num_frames < 0:
+            i -= 1
+            raise fail(f"'Frames: {num_frames}' is not a frame count; it must be the number of motion rows (0 or more)")
     if num_frames is None or frame_time is None:
         raise fail("missing 'Frames:' or 'Frame Time:' line")
     if not (frame_time > 0 and np.isfinite(frame_time)):
         raise fail(f"Frame Time {frame_time} must be a positive number of seconds")
     total = sum(len(c) for c in channels)
+    if num_frames == 0:  # a skeleton without motion (a rig): valid, but holds no frames
+        return BvhData(
+            path=path,
+            names=names,
+            parents=parents,
+            offsets=np.array(offsets, dtype=np.float64),
+            channels=channels,
+            motion=np.zeros((0, total)),
+            frame_time=float(frame_time),
+            end_sites=end_sites,
+        )
     body = [ln for ln in lines[i:] if ln.strip()]
     if len(body) < num_frames:
         raise BvhError(
@@ -272,8 +279,6 @@ def read_bvh(path: str) -> BvhData:
         raise
     if motion.ndim != 2 or (num_frames and motion.shape[1] != total):
         raise BvhError(f"{path}: motion rows have {motion.shape[-1]} values, the hierarchy declares {total} channels")
-    if num_frames == 0:
-        motion = np.zeros((0, total))
     if not np.all(np.isfinite(motion)):
         bad = int(np.argmax(~np.all(np.isfinite(motion), axis=1)))
         raise BvhError(f"{path}: motion frame {bad} holds NaN or inf; fix or trim that frame")
@@ -314,6 +319,13 @@ def write_motion_bvh(
     ``local_rotations`` are (frames, 22, 4) wxyz quaternions in the Z-up frame.
     """
     q = np.asarray(local_rotations, dtype=np.float64)
+    if not (np.isfinite(fps) and fps > 0):
+        raise OutputFileError(
+            path, f"the motion's fps is {fps}; nothing was written", hint="a frame rate must be above 0"
+        )
+    for name, a in (("rotations", q), ("root translation", root_translation), ("rest offsets", rest_offsets)):
+        if not np.all(np.isfinite(np.asarray(a, dtype=np.float64))):
+            raise OutputFileError(path, f"the motion's {name} hold NaN or inf; nothing was written")
     mats = rot.quat_to_matrix(q)
     c = ZUP_TO_YUP
     mats_y = c @ mats @ c.T
@@ -362,8 +374,6 @@ def write_motion_bvh(
     out.append(f"Frames: {q.shape[0]}")
     out.append(f"Frame Time: {1.0 / fps:.8f}")
     rows = np.concatenate([root_y[:, None, :], euler[:, order, :]], axis=1).reshape(q.shape[0], -1)
-    tmp = path + ".part"
-    with open(tmp, "w", encoding="ascii") as fh:
+    with staged_outputs(path) as (tmp,), open(tmp, "w", encoding="ascii") as fh:
         fh.write("\n".join(out) + "\n")
         np.savetxt(fh, rows, fmt="%.5f")
-    os.replace(tmp, path)

@@ -72,8 +72,12 @@ def read_bvh_tracking(path: str) -> RawTracking:
         raise TrackingFileError(path, str(exc).removeprefix(f"{path}").lstrip(",: "), hint="re-export the BVH") from exc
     except (ValueError, IndexError) as exc:
         raise TrackingFileError(path, f"is not a readable BVH ({exc})", hint="re-export the BVH") from exc
+    if bvh.num_frames == 0:
+        raise TrackingFileError(
+            path, "'Frames: 0': the BVH holds a skeleton but no motion", hint="export the take with its frames"
+        )
     if bvh.num_frames < 2:
-        raise TrackingFileError(path, f"holds {bvh.num_frames} frame(s)", hint="a take needs at least two frames")
+        raise TrackingFileError(path, f"holds {bvh.num_frames} frame", hint="a take needs at least two frames")
     if bvh.num_frames > MAX_SAMPLES:
         raise TrackingFileError(path, f"{bvh.num_frames} frames is above the {MAX_SAMPLES} limit")
     if not np.all(np.isfinite(bvh.motion)) or np.abs(bvh.motion).max() > MAX_ABS_COORD:

@@ -11,7 +11,6 @@ refused in milliseconds, holding one chunk in memory).
 from __future__ import annotations
 
 import errno
-import gzip
 import os
 import stat
 import zlib
@@ -26,6 +25,9 @@ MAX_FILE_BYTES = 512 * 1024 * 1024
 #: 1 kB and a BVH motion row of a 100-joint skeleton about 6 kB; 1 MB leaves room for anything real.
 MAX_LINE_BYTES = 1 << 20
 _CHUNK = 1 << 20
+#: gzip: at most this many times the packed size is unpacked (beyond ``GZIP_FREE_BYTES``).
+GZIP_MAX_RATIO = 30
+GZIP_FREE_BYTES = 64 * 1024 * 1024
 
 
 def check_file(path: str, limit: int = MAX_FILE_BYTES) -> int:
@@ -140,24 +142,34 @@ def read_text_bytes(path: str, limit: int = MAX_FILE_BYTES, max_line: int = MAX_
 
 
 def _gunzip(path: str, data: bytes, limit: int) -> bytes:
-    """Unpack gzip in pieces, refusing more than ``limit`` bytes of output (a small file can unpack to GBs)."""
-    out = bytearray()
+    """Unpack gzip in pieces, refusing output beyond ``limit`` or ``GZIP_MAX_RATIO`` times the input.
+
+    Text tracking compresses 5-10 times; a small file that unpacks to far more is a bomb, found
+    after a bounded amount of output.
+    """
+    cap = min(limit, max(GZIP_FREE_BYTES, GZIP_MAX_RATIO * len(data)))
+    parts: list[bytes] = []
+    total = 0
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
         rest = data
-        while rest:
-            out += d.decompress(rest, limit + 1 - len(out))
-            if len(out) > limit:
-                raise TrackingFileError(
-                    path, f"unpacks to more than {limit / 1e6:.0f} MB", hint="split the recording into shorter takes"
-                )
+        while not d.eof:
+            piece = d.decompress(rest, _CHUNK * 4)
             rest = d.unconsumed_tail
-            if d.eof:
+            if not piece and not rest:
                 break
+            total += len(piece)
+            if total > cap:
+                raise TrackingFileError(
+                    path,
+                    f"unpacks to more than {cap / 1e6:.0f} MB from {len(data) / 1e6:.1f} MB",
+                    hint="the file is damaged or far too long; split the recording into shorter takes",
+                )
+            parts.append(piece)
         if not d.eof:
             raise EOFError("the compressed data ends early")
-    except (zlib.error, EOFError, gzip.BadGzipFile) as exc:
+    except (zlib.error, EOFError) as exc:
         raise TrackingFileError(
             path, f"gzip data is damaged ({exc})", hint="re-export or re-download the file"
         ) from exc
-    return bytes(out)
+    return b"".join(parts)
