@@ -132,12 +132,14 @@ def windows(raw: RawTracking, length: float) -> list[RawTracking]:
     return out
 
 
-def run(length: float, hints: bool = True) -> tuple[dict[str, Counter[str]], dict[str, int], list[str]]:
+def run(
+    length: float, hints: bool = True, data: Path = VR
+) -> tuple[dict[str, Counter[str]], dict[str, int], list[str]]:
     hits: dict[str, Counter[str]] = {name: Counter() for name in CORRUPTIONS}
     totals: dict[str, int] = dict.fromkeys(CORRUPTIONS, 0)
     notes: list[str] = []
     for fname in GOOD:
-        raw = read_raw(str(VR / fname))
+        raw = read_raw(str(data / fname))
         if not hints:  # judge from the motion alone: no documented units, no .bsor fps field
             raw.units = None
             raw.info.pop("fps_field_median", None)
@@ -186,6 +188,7 @@ def table(hits: dict[str, Counter[str]], totals: dict[str, int]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=VR, help=f"folder of real recordings (default {VR})")
     ap.add_argument("--window", type=float, default=10.0, help="window length in seconds (default 10)")
     ap.add_argument("--verbose", action="store_true", help="list windows and refusals")
     ap.add_argument(
@@ -194,11 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         help="ignore the formats' documented units and the .bsor fps field (motion-only checks)",
     )
     args = ap.parse_args(argv)
-    if not VR.is_dir():
-        print(f"{VR} is not here; the study needs the shared recordings", file=sys.stderr)
+    if not args.data.is_dir():
+        print(f"{args.data} is not a folder; pass --data with a folder of real recordings", file=sys.stderr)
         return 2
     warnings.filterwarnings("ignore", message="Gimbal lock")
-    hits, totals, notes = run(args.window, hints=not args.no_format_hints)
+    hits, totals, notes = run(args.window, hints=not args.no_format_hints, data=args.data)
     print(table(hits, totals))
     if args.verbose:
         print()
