@@ -219,7 +219,9 @@ def test_quat_order_override(tmp_path: Path) -> None:
     p = _write(tmp_path / "mislabelled.csv", header, rows)
     wrong = read_tracking(p)
     assert "ROTATION_SUSPECT" in codes(wrong)
-    assert "quat_order='wxyz'" in next(w.message for w in wrong.warnings if w.code == "ROTATION_SUSPECT")
+    rot_warning = next(w for w in wrong.warnings if w.code == "ROTATION_SUSPECT")
+    assert "quat_order='wxyz'" in rot_warning.text()
+    assert [(f.option, f.value) for f in rot_warning.fixes] == [("quat_order", "wxyz")]
     right = read_tracking(p, quat_order="wxyz")
     a = read_tracking(FIX / "km_who_is_alyx_fixed_cutout.csv")
     assert np.allclose(a.transforms(), right.transforms()) and not codes(right)

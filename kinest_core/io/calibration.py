@@ -26,6 +26,15 @@ from numpy.typing import NDArray
 
 #: Device families with default offsets; "joints" means the poses already are joints (full-body mocap).
 DEVICE_FAMILIES: tuple[str, ...] = ("auto", "generic", "quest", "vive", "index", "joints")
+#: What each family is called by the people who own the devices (reports, dialogs).
+FAMILY_NAMES: dict[str, str] = {
+    "auto": "detected from the device names in the file",
+    "generic": "generic headset and controllers (average offsets)",
+    "quest": "Meta Quest / Oculus Touch controllers",
+    "vive": "HTC Vive wand controllers",
+    "index": "Valve Index controllers",
+    "joints": "body joints (full-body motion capture)",
+}
 
 
 def _rot_from_columns(ex: tuple[float, ...], ey: tuple[float, ...], ez: tuple[float, ...]) -> NDArray[np.float64]:

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from kinest_core.fixes import Fix
 from kinest_core.io.bsor import BSOR_MAGIC, read_bsor
 from kinest_core.io.bvh_reader import read_bvh_tracking
 from kinest_core.io.calibration import DEVICE_FAMILIES, Calibration, apply_calibration, detect_family
@@ -225,8 +226,9 @@ def poses_from_raw(
         warnings.append(
             TrackingWarning(
                 "TIME_ASSUMED",
-                f"no time column found: assumed {raw.info['time_assumed_fps']:g} samples per second "
-                "(pass input_fps= or name the column with columns={'time': ...})",
+                f"no time column found: assumed {raw.info['time_assumed_fps']:g} samples per second",
+                hint="give the rate with {input_fps}, or name the time column with {columns}",
+                fixes=(Fix("input_fps"), Fix("columns", {"time": "COLUMN"})),
             )
         )
 
@@ -286,7 +288,9 @@ def poses_from_raw(
             TrackingWarning(
                 "UNITS_SUSPECT",
                 f"this layout is documented in {prior} but the body only looks human-sized in {detected}: "
-                f"read as {detected}; pass units='{prior}' if that is wrong",
+                f"read as {detected}",
+                hint="use {units} if that is wrong",
+                fixes=(Fix("units", prior),),
             )
         )
     info["original_samples"] = int(raw.num_samples)
@@ -386,8 +390,11 @@ def _with_order_hint(
     rots[:, 0] = rot
     st = motion_stats(dp.times, dp.positions, rots, dp.valid)
     if st["head_roll_p90_deg"] <= HEAD_ROLL_P90_MAX_DEG and st["head_tilt_median_deg"] <= HEAD_TILT_MEDIAN_MAX_DEG:
-        hint = f" Read as {candidate} (quat_order='{candidate}') the head looks plausible."
-        return TrackingWarning(w.code, w.message + hint, w.device, w.frames)
+        return replace(
+            w,
+            hint=f"read as {candidate} the head looks plausible: use {{quat_order}}",
+            fixes=(Fix("quat_order", candidate),),
+        )
     return w
 
 
@@ -586,8 +593,9 @@ def _finish(
                     TrackingWarning(
                         "FLOOR_ESTIMATED",
                         f"head top at {head_top:.2f} m above the file's origin is not a standing height: "
-                        f"the origin is not on the floor; floor placed {est:.2f} m from it assuming a 1.70 m person "
-                        "(pass floor= to set it)",
+                        f"the origin is not on the floor; floor placed {est:.2f} m from it assuming a 1.70 m person",
+                        hint="give the floor's height in metres above the file's origin with {floor}",
+                        fixes=(Fix("floor"),),
                     )
                 )
         else:
@@ -608,7 +616,9 @@ def _finish(
             TrackingWarning(
                 "HEIGHT_SUSPECT",
                 f"estimated body height {height:.2f} m is outside 1.20-2.10 m (seated or crouching take, or wrong "
-                "units/floor): pass body_height to the reconstruction",
+                "units/floor)",
+                hint="give the performer's height in metres with {body_height}",
+                fixes=(Fix("body_height"),),
             )
         )
 
@@ -638,6 +648,7 @@ def _finish(
                     "DEVICE_MISSING",
                     f"{name} has no data in the file: a resting pose was put in, marked invalid",
                     device=name,
+                    **_missing_device_fix(info, name),
                 )
             )
         else:
@@ -645,14 +656,16 @@ def _finish(
                 gaps.append(
                     {"device": name, "start_s": float(out_t[s]), "duration_s": float((e - s) / fps), "frames": [s, e]}
                 )
+                edge = s == 0 or e == out_t.shape[0]
                 warnings.append(
                     TrackingWarning(
                         "GAPS",
                         f"{name} has no data for {(e - s) / fps:.2f} s from {out_t[s]:.2f} s "
-                        f"(frames {s}-{e - 1}): filled by {'holding' if s == 0 or e == out_t.shape[0] else 'interpolating'}, "
+                        f"(frames {s}-{e - 1}): filled by {'holding' if edge else 'interpolating'}, "
                         "marked invalid",
                         device=name,
                         frames=(s, e),
+                        **({} if edge else _gap_fix(t, valid[:, d], float(out_t[s]), float(out_t[e - 1]))),
                     )
                 )
             short = _short_gaps(t, valid[:, d], max_gap_s)
@@ -670,10 +683,39 @@ def _finish(
             s, e = w.frames
             fs = int(np.searchsorted(out_t, t[s] - 1e-9))
             fe = int(np.searchsorted(out_t, t[min(e, t.shape[0]) - 1] + 1e-9))
-            warnings[k] = TrackingWarning(w.code, w.message, w.device, (fs, max(fe, fs + 1)))
+            warnings[k] = replace(w, frames=(fs, max(fe, fs + 1)))
     info["frames"] = int(out_t.shape[0])
     info["fps"] = fps
     return TrackingSequence(out_t, mats[0], mats[1], mats[2], out_valid, fps=fps, info=info, warnings=warnings)
+
+
+#: Longest gap a GAPS warning offers to interpolate (``max_gap_s``): past this the pose is a guess.
+MAX_GAP_FIX_S = 1.0
+
+
+def _gap_fix(t: NDArray, valid: NDArray, start: float, end: float) -> dict[str, Any]:
+    """A ``max_gap_s`` that would interpolate this interior gap, when it is short enough to."""
+    ok = np.flatnonzero(valid)
+    before = ok[t[ok] <= start + 1e-9]
+    after = ok[t[ok] >= end - 1e-9]
+    if before.size == 0 or after.size == 0:
+        return {}
+    span = float(t[after[0]] - t[before[-1]])
+    if span > MAX_GAP_FIX_S:
+        return {}
+    value = float(np.ceil(span * 20.0 + 1e-6) / 20.0)  # the next 0.05 s step above the gap
+    return {"hint": "interpolate gaps up to this long with {max_gap_s}", "fixes": (Fix("max_gap_s", value),)}
+
+
+def _missing_device_fix(info: dict[str, Any], name: str) -> dict[str, Any]:
+    """In a CSV, a device without data usually has columns under names the reader does not know."""
+    if info.get("format") != "csv":
+        return {}
+    dev = {"left_wrist": "left", "right_wrist": "right"}.get(name, name)
+    return {
+        "hint": "if the file has its columns under other names, map each with {columns}",
+        "fixes": (Fix("columns", {f"{dev}_pos_x": "COLUMN"}),),
+    }
 
 
 def _short_gaps(t: NDArray, valid: NDArray, max_gap_s: float) -> list[list[float]]:

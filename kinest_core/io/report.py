@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from kinest_core.fixes import Spelling, python_spelling
+from kinest_core.io.calibration import FAMILY_NAMES
 from kinest_core.types import DEVICES, TrackingSequence
 
 REPORT_VERSION = 1
@@ -29,8 +31,11 @@ def _plain(x: Any) -> Any:
     return x
 
 
-def inspect_report(seq: TrackingSequence) -> dict[str, Any]:
-    """A JSON-ready summary of a :class:`TrackingSequence` from :func:`read_tracking`."""
+def inspect_report(seq: TrackingSequence, spell: Spelling = python_spelling) -> dict[str, Any]:
+    """A JSON-ready summary of a :class:`TrackingSequence` from :func:`read_tracking`.
+
+    ``spell`` writes the options that warnings' hints name (the command line passes its flags).
+    """
     info = seq.info
     valid = np.asarray(seq.valid, dtype=bool)
     cols = info.get("device_columns") or {}
@@ -70,14 +75,17 @@ def inspect_report(seq: TrackingSequence) -> dict[str, Any]:
         "time_base": info.get("time_base"),
         "duplicate_timestamps": info.get("duplicate_timestamps"),
         "device_family": info.get("device_family"),
+        "device_family_name": FAMILY_NAMES.get(str(info.get("device_family")), info.get("device_family")),
+        "calibration_from": info.get("calibration_from"),
         "calibration": info.get("calibration"),
         "body_height_m": info.get("body_height_m"),
+        "body_height_from": info.get("body_height_from", "estimated from head height"),
         "floor_level_m": info.get("floor_level_m"),
         "floor_from": info.get("floor_from"),
         "world_shift_m": info.get("world_shift_m"),
         "checks": info.get("checks"),
         "gaps": info.get("gaps", []),
-        "warnings": [w.as_dict() for w in seq.warnings],
+        "warnings": [w.as_dict(spell) for w in seq.warnings],
     }
     if orig_times is not None and len(orig_times):
         report["original_time_range_s"] = [float(orig_times[0]), float(orig_times[-1])]

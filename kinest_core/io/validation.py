@@ -22,6 +22,13 @@ Every threshold is a property of people or headsets, not of the test files:
   range is ~45 deg), and a head tilted more than 50 deg from upright in most frames is not
   a worn headset; both expose wrong quaternion orders and Euler conventions
 - frozen: a tracked device never reports a bit-identical pose for a full second while in use
+- time scale: only a CSV's time column (or the rate assumed without one) can be in the wrong
+  unit. A BVH's Frame Time, a .bsor's game clock and KineST's own .npz times are part of the
+  format, so speeds there are the motion's own (a mocap actor runs, a first mocap frame may jump
+  from the calibration pose) and are not reported as a time problem
+
+Each warning names the reader options that act on it as :class:`~kinest_core.fixes.Fix` data,
+so every interface spells them its own way.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from kinest_core.fixes import Fix
 from kinest_core.io.resample import find_runs
 from kinest_core.rotations import matrix_to_axis_angle
 from kinest_core.types import DEVICES, TrackingWarning
@@ -43,6 +51,12 @@ FRONT_FRACTION_MIN = 0.5
 HEAD_ROLL_P90_MAX_DEG = 30.0
 HEAD_TILT_MEDIAN_MAX_DEG = 50.0
 FROZEN_MIN_S = 1.0
+#: Formats whose time stamps are part of the format (BVH Frame Time, .bsor game clock, KineST .npz).
+TIME_FROM_FORMAT: tuple[str, ...] = ("bvh", "bsor", "npz")
+#: The preset with the other handedness and the same up axis, for HANDEDNESS_SUSPECT's fix.
+MIRRORED_CONVENTION: dict[str, str] = {"openxr": "unity", "openvr": "unity", "bvh": "unity", "unity": "openxr"}
+#: Seconds per unit of a CSV time column.
+_TIME_SCALES: dict[str, float] = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 
 
 def _pct(x: NDArray, q: float) -> float:
@@ -118,7 +132,9 @@ def validate_devices(
                 "UNITS_SUSPECT",
                 f"read as {info.get('units')}, the body is not human-sized (median head-hand distance "
                 f"{_fmt(info.get('reach_m'))} m, head height {_fmt(info.get('head_height_m'))} m; expected "
-                "0.15-1.0 m and 0.8-2.3 m): check units= (m, cm, mm) or a scale error in the export",
+                "0.15-1.0 m and 0.8-2.3 m)",
+                hint="check {units} (m, cm, mm), or a scale error in the export",
+                fixes=(Fix("units", _other_units(info)),),
             )
         )
 
@@ -142,13 +158,8 @@ def validate_devices(
         reasons.append(
             f"both hands move above {HAND_SPEED_MAX:.0f} m/s (99th percentiles {hands[0]:.0f}, {hands[1]:.0f})"
         )
-    if reasons:
-        out.append(
-            TrackingWarning(
-                "TIME_SCALE_SUSPECT",
-                "; ".join(reasons) + ": the time column may be in other units or scaled; check time_units=",
-            )
-        )
+    if reasons and info.get("format") not in TIME_FROM_FORMAT:
+        out.append(_time_scale_warning(reasons, st["rate_hz"], info))
 
     rreasons = []
     if st["head_roll_p90_deg"] > HEAD_ROLL_P90_MAX_DEG:
@@ -160,15 +171,7 @@ def validate_devices(
         rreasons.append(f"the head is tilted {st['head_tilt_median_deg']:.0f} deg from upright in half the frames")
     rotation_suspect = bool(rreasons)
     if rreasons:
-        out.append(
-            TrackingWarning(
-                "ROTATION_SUSPECT",
-                "; ".join(rreasons)
-                + ": the rotations may use another quaternion order (quat_order=) or Euler convention, or the "
-                "axes are wrong (convention=); handedness is judged once the rotations look right",
-                device="head",
-            )
-        )
+        out.append(_rotation_warning(rreasons, info))
 
     if not joints and not rotation_suspect and info.get("units_plausible") is not False:
         score = st["handedness_score"]
@@ -178,8 +181,9 @@ def validate_devices(
                     "HANDEDNESS_SUSPECT",
                     f"the controllers are behind the face in {100 * (1 - st['hands_in_front_fraction']):.0f} % of frames "
                     f"and point back towards the body (mean cosine {st['controller_pointing_cos']:.2f}): the axes look "
-                    f"mirrored (read as {info.get('convention', '?')}, {info.get('handedness', '?')}-handed); try the "
-                    "other handedness (e.g. convention='unity' for left-handed Y-up data)",
+                    f"mirrored (read as {info.get('convention', '?')}, {info.get('handedness', '?')}-handed)",
+                    hint="try the other handedness with {convention}",
+                    fixes=(Fix("convention", MIRRORED_CONVENTION.get(str(info.get("convention")))),),
                 )
             )
         lf = st["left_on_left_fraction"]
@@ -189,6 +193,8 @@ def validate_devices(
                     "HANDEDNESS_SUSPECT",
                     f"the left controller is right of the right one in {100 * (1 - lf):.0f} % of frames: the axes "
                     "look mirrored left-right, or the hands are swapped in the file",
+                    hint="try the other handedness with {convention}",
+                    fixes=(Fix("convention", MIRRORED_CONVENTION.get(str(info.get("convention")))),),
                 )
             )
     for d, name in enumerate(DEVICES):
@@ -203,6 +209,64 @@ def validate_devices(
                 )
             )
     return out
+
+
+def _other_units(info: dict[str, Any]) -> str | None:
+    """The unit body proportions point to, where it is not the one used."""
+    detected = info.get("units_detected")
+    return str(detected) if detected and detected != info.get("units") else None
+
+
+def _time_scale_warning(reasons: list[str], rate_hz: float, info: dict[str, Any]) -> TrackingWarning:
+    """TIME_SCALE_SUSPECT for a CSV: the time column's unit, or the rate assumed without one."""
+    text = "; ".join(reasons)
+    if info.get("time_column") is None:
+        return TrackingWarning(
+            "TIME_SCALE_SUSPECT",
+            f"{text}: the assumed rate of {_fmt(info.get('time_assumed_fps'))} samples per second may be wrong",
+            hint="give the recording's rate with {input_fps}",
+            fixes=(Fix("input_fps"),),
+        )
+    unit = str(info.get("time_units") or "s")
+    lo, hi = RATE_RANGE_HZ
+    fits = [
+        u
+        for u, scale in _TIME_SCALES.items()
+        if u != unit and lo <= rate_hz * _TIME_SCALES.get(unit, 1.0) / scale <= hi
+    ]
+    return TrackingWarning(
+        "TIME_SCALE_SUSPECT",
+        f"{text}: the time column {info.get('time_column')!r} (read in {unit}) may be in other units or scaled",
+        hint="check {time_units} (s, ms, us, ns), or how the export wrote the time",
+        fixes=(Fix("time_units", fits[0] if len(fits) == 1 else None),),
+    )
+
+
+def _rotation_warning(reasons: list[str], info: dict[str, Any]) -> TrackingWarning:
+    """ROTATION_SUSPECT naming the options that change how this format's rotations are read."""
+    fmt = info.get("format")
+    euler = any("Euler" in str(v) for v in (info.get("rotations") or {}).values())
+    hint: str
+    fixes: tuple[Fix, ...]
+    if fmt == "csv" and euler:
+        hint = "the Euler angles may use another order ({euler_order}), or the axes are wrong ({convention})"
+        fixes = (Fix("euler_order"), Fix("convention"))
+    elif fmt in ("csv", "bsor"):
+        hint = (
+            "the quaternions may use another component order ({quat_order}) or Euler convention, or the axes are "
+            "wrong ({convention})"
+        )
+        fixes = (Fix("quat_order"), Fix("convention"))
+    else:
+        hint = "the axes may be wrong ({convention})"
+        fixes = (Fix("convention"),)
+    return TrackingWarning(
+        "ROTATION_SUSPECT",
+        "; ".join(reasons) + " (handedness is judged once the rotations look right)",
+        device="head",
+        hint=hint,
+        fixes=fixes,
+    )
 
 
 def _fmt(x: Any) -> str:
