@@ -9,6 +9,8 @@ import math
 import sys
 from typing import Any
 
+from kinest_core.commands.reader_options import add_reader_options, body_height, reader_kwargs
+
 ROWS = (
     ("mpjre_deg", "MPJRE (deg)"),
     ("mpjpe_cm", "MPJPE (cm)"),
@@ -68,6 +70,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="score the ground truth itself (jitter, foot skating, penetration): the reference row",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_reader_options(p)
     p.set_defaults(run=run)
 
 
@@ -101,6 +104,10 @@ def run(args: argparse.Namespace) -> int:
     from kinest_core.model import default_checkpoint_path
     from kinest_core.training.baselines import load_any_checkpoint
 
+    read_options = reader_kwargs(args)
+    if args.data and (read_options or body_height(args) is not None):
+        print("kinest evaluate: the reading options (--units, --convention, ...) apply to --tracking", file=sys.stderr)
+        return 2
     if args.ground_truth:
         if not args.data:
             print("kinest evaluate: --ground-truth needs --data", file=sys.stderr)
@@ -135,7 +142,13 @@ def run(args: argparse.Namespace) -> int:
             print("kinest evaluate: --tracking needs a KineST checkpoint (reconstruct runs KineST)", file=sys.stderr)
             return 1
         res = evaluate_tracking(
-            tracking_files(args.tracking), model=model, device=str(device), progress=say, pin_hands=args.pin_hands
+            tracking_files(args.tracking),
+            model=model,
+            device=str(device),
+            progress=say,
+            pin_hands=args.pin_hands,
+            body_height=body_height(args),
+            **read_options,
         )
         rows: tuple[tuple[str, str], ...] = TRACKING_ROWS
     else:

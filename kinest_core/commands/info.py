@@ -13,7 +13,13 @@ from kinest_core import __version__
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="version, device, parameter count, checkpoint")
+    p = sub.add_parser(
+        "info",
+        help="version, device, parameter count, checkpoint",
+        description="Check an install: the kinest, Python and torch versions, the device inference would use "
+        "(CUDA GPU or CPU threads), whether the mamba_ssm kernels load, the model's parameter count and the "
+        "checkpoint in use.",
+    )
     p.add_argument("--checkpoint", help="checkpoint to describe (default: the shipped one)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=run)

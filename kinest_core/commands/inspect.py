@@ -8,6 +8,8 @@ import json
 import sys
 from typing import Any
 
+from kinest_core.commands.reader_options import add_reader_options, cli_spelling, read_for_command
+
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -18,33 +20,22 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("file", help="tracking recording")
     p.add_argument("--json", action="store_true", help="print the report as JSON (keys: docs/inspect.md)")
-    p.add_argument("--format", default=None, help="csv, bvh, bsor or npz (default: detect)")
-    p.add_argument("--convention", default=None, help="auto, openxr, openvr, unity, unreal, blender, bvh")
-    p.add_argument("--units", default=None, help="auto, m, cm or mm")
-    p.add_argument("--quat-order", default=None, help="auto, xyzw or wxyz")
-    p.add_argument("--time-units", default=None, help="auto, s, ms, us or ns (CSV time column)")
+    add_reader_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from kinest_core.io import TrackingFileError, inspect_report, read_tracking
+    from kinest_core.io import TrackingFileError, inspect_report
 
     try:
-        seq = read_tracking(
-            args.file,
-            format=args.format,
-            convention=args.convention,
-            units=args.units,
-            quat_order=args.quat_order,
-            time_units=args.time_units,
-        )
+        seq = read_for_command(args.file, args)
     except TrackingFileError as exc:
         if args.json:
             print(json.dumps({"file": args.file, "error": str(exc)}, indent=2))
         else:
             print(f"kinest inspect: error: {exc}", file=sys.stderr)
         return 1
-    rep = inspect_report(seq)
+    rep = inspect_report(seq, cli_spelling)
     if args.json:
         print(json.dumps(rep, indent=2))
         return 0
@@ -72,8 +63,10 @@ def _text(r: dict[str, Any]) -> str:
     lines.append(f"  rotations    {r.get('quat_order')}")
     if r.get("time_column"):
         lines.append(f"  time         {r['time_column']!r} in {r.get('time_units')}, {r.get('time_base')}")
-    lines.append(f"  devices as   {r.get('device_family')} (calibration)")
-    lines.append(f"  body height  {_num(r.get('body_height_m'), '.2f')} m (floor: {r.get('floor_from')})")
+    lines.append(f"  hardware     {r.get('device_family_name')} ({r.get('calibration_from')})")
+    lines.append(
+        f"  body height  {_num(r.get('body_height_m'), '.2f')} m ({r.get('body_height_from')}; floor: {r.get('floor_from')})"
+    )
     if r.get("warnings"):
         lines.append("  warnings:")
         for w in r["warnings"]:

@@ -17,7 +17,12 @@ from kinest_core.types import Motion
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("jitter", help="jitter per joint and frame of a motion .npz; optional smoothing")
+    p = sub.add_parser(
+        "jitter",
+        help="jitter per joint and frame of a motion .npz; optional smoothing",
+        description="Measure where a reconstructed motion shakes (jitter, the third derivative of joint "
+        "positions, per joint and frame) and optionally smooth it per body part, writing the result with -o.",
+    )
     p.add_argument("motion", help="motion .npz (from kinest reconstruct)")
     p.add_argument("--smooth", type=float, metavar="S", help="smooth every body part with strength S (0..1)")
     for part in BODY_PARTS:

@@ -7,16 +7,29 @@ import argparse
 import sys
 from pathlib import Path
 
+from kinest_core.commands.reader_options import add_reader_options, body_height, read_for_command, warning_lines
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("reconstruct", help="tracking file (.npz, .csv, .bvh, .bsor) -> motion .npz / .bvh")
+    p = sub.add_parser(
+        "reconstruct",
+        help="tracking file (.npz, .csv, .bvh, .bsor) -> motion .npz / .bvh",
+        description="Read a head and two-hand tracking recording and reconstruct the full body with KineST; "
+        "write the motion as .npz (arrays) and/or .bvh (for animation tools). Warnings about the recording are "
+        "printed with the flag that acts on each.",
+    )
     p.add_argument("input", help="tracking file")
     p.add_argument("-o", "--output", required=True, help="OUT.npz or OUT.bvh (a path without suffix writes both)")
     p.add_argument("--checkpoint", help="model checkpoint (default: the shipped one)")
-    p.add_argument("--mode", choices=["offline", "online", "protocol"], default="offline")
+    p.add_argument(
+        "--mode",
+        choices=["offline", "online", "protocol"],
+        default="offline",
+        help="offline: overlapping windows blended so seams do not pop (default); online: causal, each frame "
+        "from a window ending at it, as live tracking would be; protocol: the paper's non-overlapping windows",
+    )
     p.add_argument("--stride", type=int, default=1, help="online mode: frames per window step (latency vs speed)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--height", type=float, help="performer height in metres (default: estimated from the recording)")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
     p.add_argument(
         "--no-pin-hands",
@@ -24,32 +37,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_false",
         help="keep the network's arms as predicted (default: bend them so the wrists land on the tracked wrists)",
     )
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors (no warnings, progress or summary)")
+    add_reader_options(p)
     p.set_defaults(run=run)
-
-
-def read_any_tracking(path: str):  # noqa: ANN201 - returns TrackingSequence
-    from kinest_core.types import TrackingSequence
-
-    if not Path(path).exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    if path.lower().endswith(".npz"):
-        return TrackingSequence.load_npz(path)
-    try:
-        from kinest_core.io import read_tracking
-    except ImportError as exc:  # pragma: no cover - io package always ships
-        raise ValueError(f"{path}: reading this format needs kinest_core.io ({exc})") from exc
-    return read_tracking(path)
 
 
 def run(args: argparse.Namespace) -> int:
     from kinest_core.inference import InferenceStats, reconstruct
     from kinest_core.io.bvh import write_motion_bvh
 
-    tracking = read_any_tracking(args.input)
+    tracking = read_for_command(args.input, args)
     if not args.quiet:
-        for w in tracking.warnings:
-            print(f"warning [{w.code}]: {w.message}", file=sys.stderr)
+        for line in warning_lines(tracking):
+            print(line, file=sys.stderr)
 
     def progress(done: int, total: int) -> None:
         if not args.quiet:
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         model=args.checkpoint,
         mode=args.mode,
         device=args.device,
-        body_height=args.height,
+        body_height=body_height(args),
         num_threads=args.threads,
         stride=args.stride,
         pin_hands=args.pin_hands,

@@ -26,7 +26,12 @@ from kinest_core.postprocess.retarget import ROOT_MOTION_MODES, RetargetResult, 
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("retarget", help="motion .npz -> BVH on another skeleton (--target RIG.bvh)")
+    p = sub.add_parser(
+        "retarget",
+        help="motion .npz -> BVH on another skeleton (--target RIG.bvh)",
+        description="Play a motion from kinest reconstruct on another character's skeleton: the target BVH's "
+        "hierarchy and rest pose are kept, the bone mapping is printed, and the result is written as BVH.",
+    )
     p.add_argument("motion", help="motion .npz written by kinest reconstruct")
     p.add_argument(
         "--target", required=True, help="BVH whose skeleton (its OFFSETs are the rest pose) receives the motion"

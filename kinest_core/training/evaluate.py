@@ -148,11 +148,13 @@ def evaluate_tracking(
     device: str = "auto",
     progress: Callable[[str], None] | None = None,
     pin_hands: bool = False,
+    body_height: float | None = None,
     **read_options: Any,
 ) -> dict[str, Any]:
     """Real recordings: reconstruct each and measure head/wrist distance to the tracked joints, jitter,
-    foot skating and ground penetration (no full-body ground truth exists). ``pin_hands`` as in
-    ``reconstruct`` (off by default here, so the wrist distances measure the network itself)."""
+    foot skating and ground penetration (no full-body ground truth exists). ``pin_hands`` and
+    ``body_height`` as in ``reconstruct`` (pinning off by default here, so the wrist distances measure
+    the network itself); ``read_options`` go to ``read_tracking``."""
     from kinest_core.inference import reconstruct
     from kinest_core.io import read_tracking
 
@@ -161,7 +163,7 @@ def evaluate_tracking(
     weights: dict[str, float] = {}
     for path in paths:
         seq = read_tracking(path, **read_options)
-        motion = reconstruct(seq, model=model, device=device, pin_hands=pin_hands)
+        motion = reconstruct(seq, model=model, device=device, pin_hands=pin_hands, body_height=body_height)
         tracked = seq.transforms()[:, :, :3, 3]
         joints = motion.joint_positions
         n = min(joints.shape[0], tracked.shape[0])
