@@ -16,7 +16,7 @@ import contextlib
 import errno
 import os
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -116,10 +116,13 @@ def _remove(paths: Iterable[Path]) -> None:
             os.unlink(p)
 
 
-def write_npz(path: str | os.PathLike[str], compressed: bool = True, **arrays: Any) -> None:
+def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, Any], compressed: bool = True) -> None:
     """``np.savez[_compressed]`` via a temporary file renamed into place (pickles refused by the arrays' types)."""
     for name, a in arrays.items():
         if np.asarray(a).dtype.hasobject:
             raise TypeError(f"array {name!r} holds Python objects; only numbers and text are written")
-    with staged_outputs(path) as (tmp,):
-        (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
+    target = os.fspath(path)
+    if not target.endswith(".npz"):
+        target += ".npz"  # as np.savez names it
+    with staged_outputs(target) as (tmp,), open(tmp, "wb") as fh:
+        (np.savez_compressed if compressed else np.savez)(fh, **arrays)

@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from kinest_core.errors import OutputFileError
 from kinest_core.fixes import Fix, Spelling, python_spelling, render_hint
+from kinest_core.outputs import write_npz
 from kinest_core.skeleton import JOINT_NAMES, PARENTS
 
 DEVICES: tuple[str, str, str] = ("head", "left_wrist", "right_wrist")
@@ -86,14 +88,17 @@ class TrackingSequence:
         return np.stack([self.head, self.left_wrist, self.right_wrist], axis=1)
 
     def save_npz(self, path: str) -> None:
-        np.savez_compressed(
+        """Written beside ``path`` and renamed into place (:func:`kinest_core.outputs.write_npz`)."""
+        write_npz(
             path,
-            times=self.times,
-            head=self.head,
-            left_wrist=self.left_wrist,
-            right_wrist=self.right_wrist,
-            valid=self.valid,
-            fps=np.float64(self.fps),
+            {
+                "times": self.times,
+                "head": self.head,
+                "left_wrist": self.left_wrist,
+                "right_wrist": self.right_wrist,
+                "valid": self.valid,
+                "fps": np.float64(self.fps),
+            },
         )
 
     @classmethod
@@ -155,17 +160,27 @@ class Motion:
         return int(self.local_rotations.shape[0])
 
     def save_npz(self, path: str) -> None:
+        """Written beside ``path`` and renamed into place; a motion with NaN or inf is refused, never written."""
+        for name in ("local_rotations", "root_translation", "joint_positions", "rest_offsets"):
+            if not np.all(np.isfinite(getattr(self, name))):
+                raise OutputFileError(
+                    path, f"the motion's {name.replace('_', ' ')} hold NaN or inf; nothing was written"
+                )
+        if not (np.isfinite(self.fps) and self.fps > 0):
+            raise OutputFileError(path, f"the motion's fps is {self.fps}; nothing was written")
         extra = {} if self.contacts is None else {"contacts": np.asarray(self.contacts, dtype=bool)}
-        np.savez_compressed(
+        write_npz(
             path,
-            local_rotations=self.local_rotations,
-            root_translation=self.root_translation,
-            joint_positions=self.joint_positions,
-            rest_offsets=self.rest_offsets,
-            fps=np.float64(self.fps),
-            joint_names=np.array(JOINT_NAMES),
-            parents=np.array(PARENTS, dtype=np.int64),
-            **extra,
+            {
+                "local_rotations": self.local_rotations,
+                "root_translation": self.root_translation,
+                "joint_positions": self.joint_positions,
+                "rest_offsets": self.rest_offsets,
+                "fps": np.float64(self.fps),
+                "joint_names": np.array(JOINT_NAMES),
+                "parents": np.array(PARENTS, dtype=np.int64),
+                **extra,
+            },
         )
 
     @classmethod
