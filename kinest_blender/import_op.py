@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import bpy
@@ -22,6 +23,7 @@ from bpy_extras.io_utils import ImportHelper
 from . import takes
 
 if TYPE_CHECKING:
+    from kinest_core.fixes import Fix
     from kinest_core.types import TrackingSequence
 
 DEVICES = ("head", "left_wrist", "right_wrist")
@@ -322,16 +324,58 @@ class KINEST_OT_import_tracking(bpy.types.Operator, ImportHelper):
         root = build_tracking_objects(context, tracking, take)
         detected = root["kinest_detected"]
         _LAST_DETECTED[self.filepath] = detected
+        settings = context.scene.kinest.bl_rna if hasattr(context.scene, "kinest") else None
+        spell = field_spelling(self.properties.bl_rna, settings)
         for w in tracking.warnings:
             frames = w.frames
             where = ""
             if frames is not None:  # frames are 0-based in the sequence; the scene starts at frame 1
                 where = f" ({w.device or 'all devices'}, frames {frames[0] + 1}-{frames[1]})"
-            self.report({"WARNING"}, f"{w.code}: {w.message}{where}")
+            self.report({"WARNING"}, f"{w.code}: {w.text(spell)}{where}")
         self.report({"INFO"}, f"Imported {take}: {detected}")
         if self.set_active and hasattr(context.scene, "kinest"):
             context.scene.kinest.tracking = root
         return {"FINISHED"}
+
+
+#: Reader option (``kinest_core.fixes.FIX_OPTIONS``) -> the import dialog property that sets it.
+DIALOG_FIELDS: dict[str, str] = {
+    "format": "format",
+    "convention": "convention",
+    "units": "units",
+    "quat_order": "quat_order",
+    "time_units": "time_units",
+    "calibration": "device_family",
+    "input_fps": "input_fps",
+}
+
+
+def field_spelling(dialog: Any, settings: Any) -> Callable[[Fix], str]:
+    """Warning fixes named as the fields a user sets: ``Convention: Unity / Beat Saber (import options)``.
+
+    ``dialog`` and ``settings`` are the RNA structs of the import operator and the KineST panel
+    settings, so the names are the ones on screen. Options neither offers are named as scripts
+    pass them to ``read_tracking``.
+    """
+
+    def spell(fix: Fix) -> str:
+        if fix.option == "body_height" and settings is not None:
+            prop, where = settings.properties["body_height"], "KineST panel"
+        elif fix.option in DIALOG_FIELDS:
+            prop, where = dialog.properties[DIALOG_FIELDS[fix.option]], "import options"
+        else:
+            from kinest_core.fixes import python_spelling
+
+            return f"{python_spelling(fix)} (a read_tracking option for scripts; not in the import options)"
+        if fix.value is None:
+            return f"{prop.name} ({where})"
+        if prop.type == "ENUM":
+            label = next((i.name for i in prop.enum_items if i.identifier == fix.value), str(fix.value))
+        else:
+            label = f"{fix.value:g}"
+        return f"{prop.name}: {label} ({where})"
+
+    return spell
 
 
 #: What the last import of a path detected, shown in the import options (F9 / redo panel).
