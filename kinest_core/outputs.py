@@ -16,6 +16,7 @@ import contextlib
 import errno
 import os
 import secrets
+import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,12 @@ def staged_outputs(*paths: str | os.PathLike[str]) -> Iterator[list[Path]]:
         for t, tmp in zip(targets, temps, strict=True):
             current = t
             os.replace(tmp, t)
+    except OutputFileError as exc:  # from a writer given one of our temporary paths: name the target
+        _remove(temps)
+        named = {str(tmp): str(t) for t, tmp in zip(targets, temps, strict=False)}
+        if exc.path not in named:
+            raise
+        raise OutputFileError(named[exc.path], exc.problem, where=exc.where, hint=exc.hint) from exc
     except OSError as exc:
         _remove(temps)
         problem, hint = _os_problem(exc)
@@ -117,12 +124,20 @@ def _remove(paths: Iterable[Path]) -> None:
 
 
 def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, Any], compressed: bool = True) -> None:
-    """``np.savez[_compressed]`` via a temporary file renamed into place (pickles refused by the arrays' types)."""
-    for name, a in arrays.items():
-        if np.asarray(a).dtype.hasobject:
-            raise TypeError(f"array {name!r} holds Python objects; only numbers and text are written")
+    """The arrays as an ``.npz`` (what ``np.savez[_compressed]`` writes), via a temporary file renamed into place.
+
+    Written with our own ``ZipFile`` so a failed write closes everything at once (``np.savez``
+    leaves its zip open to complain later); object arrays (pickles) are refused.
+    """
     target = os.fspath(path)
     if not target.endswith(".npz"):
         target += ".npz"  # as np.savez names it
-    with staged_outputs(target) as (tmp,), open(tmp, "wb") as fh:
-        (np.savez_compressed if compressed else np.savez)(fh, **arrays)
+    data = {name: np.asanyarray(a) for name, a in arrays.items()}
+    for name, a in data.items():
+        if a.dtype.hasobject:
+            raise TypeError(f"array {name!r} holds Python objects; only numbers and text are written")
+    method = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
+    with staged_outputs(target) as (tmp,), zipfile.ZipFile(tmp, "w", compression=method, allowZip64=True) as zf:
+        for name, a in data.items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, a, allow_pickle=False)

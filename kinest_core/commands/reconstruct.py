@@ -43,9 +43,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kinest_core.checks import check_motion
     from kinest_core.inference import InferenceStats, reconstruct
     from kinest_core.io.bvh import write_motion_bvh
+    from kinest_core.outputs import check_output, staged_outputs
 
+    out = Path(args.output)
+    targets = [out] if out.suffix.lower() in (".npz", ".bvh") else [out.with_suffix(".npz"), out.with_suffix(".bvh")]
+    for t in targets:  # before any work: not the input, a folder we can write to
+        check_output(t, inputs=[args.input])
     tracking = read_for_command(args.input, args)
     if not args.quiet:
         for line in warning_lines(tracking):
@@ -68,14 +74,15 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
         stats=stats,
     )
-    out = Path(args.output)
-    targets = [out] if out.suffix.lower() in (".npz", ".bvh") else [out.with_suffix(".npz"), out.with_suffix(".bvh")]
-    for t in targets:
-        t.parent.mkdir(parents=True, exist_ok=True)
-        if t.suffix.lower() == ".npz":
-            motion.save_npz(str(t))
-        else:
-            write_motion_bvh(str(t), motion.local_rotations, motion.root_translation, motion.rest_offsets, motion.fps)
+    check_motion(motion, str(args.input))
+    with staged_outputs(*targets) as temps:  # all files or none; an old file survives a failure
+        for t, tmp in zip(targets, temps, strict=True):
+            if t.suffix.lower() == ".npz":
+                motion.save_npz(str(tmp))
+            else:
+                write_motion_bvh(
+                    str(tmp), motion.local_rotations, motion.root_translation, motion.rest_offsets, motion.fps
+                )
     if not args.quiet:
         print(file=sys.stderr)
         print(
