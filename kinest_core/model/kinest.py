@@ -10,7 +10,7 @@ joint per frame in kinematic scanning order, time-major, scanned forward and rev
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 from torch import Tensor, nn
@@ -45,6 +45,10 @@ class KineSTConfig:
     tfm_chunk: int = 32
     skfm_chunk: int = 32
     uks_order: list[int] = field(default_factory=lambda: list(UKS_ORDER))
+    #: Foot-contact output (left, right logits per frame) beside the rotations; checkpoints
+    #: without it load with False and fall back to contacts detected from the predicted motion.
+    contact_head: bool = False
+    contact_width: int = 64
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -182,8 +186,14 @@ class KineST(nn.Module):
         nn.init.zeros_(self.head.weight)
         with torch.no_grad():
             self.head.bias.copy_(torch.tensor(IDENTITY_6D).repeat(cfg.num_joints))
+        self.contact: nn.Module | None = None
+        if cfg.contact_head:
+            self.contact = nn.Sequential(
+                nn.Linear(cfg.width, cfg.contact_width), nn.GELU(), nn.Linear(cfg.contact_width, 2)
+            )
 
-    def forward(self, features: Tensor) -> Tensor:
+    def trunk(self, features: Tensor) -> Tensor:
+        """``(batch, window, 54) -> (batch, window, width)``: the normalised per-frame features both heads read."""
         if features.shape[-2] != self.config.window:
             raise ValueError(f"KineST expects windows of {self.config.window} frames, got {features.shape[-2]}")
         x = self.embed(features)
@@ -191,7 +201,20 @@ class KineST(nn.Module):
             x = block(x)
         for block in self.skfm:
             x = block(x)
-        return self.head(self.out_norm(x))
+        return self.out_norm(x)
+
+    @overload
+    def forward(self, features: Tensor, with_contacts: Literal[False] = False) -> Tensor: ...
+    @overload
+    def forward(self, features: Tensor, with_contacts: Literal[True]) -> tuple[Tensor, Tensor | None]: ...
+
+    def forward(self, features: Tensor, with_contacts: bool = False) -> Tensor | tuple[Tensor, Tensor | None]:
+        """Rotations; with ``with_contacts`` also the foot-contact logits ``(batch, window, 2)`` (left,
+        right; > 0 means in contact), None when this model has no contact output."""
+        x = self.trunk(features)
+        if not with_contacts:
+            return self.head(x)
+        return self.head(x), (self.contact(x) if self.contact is not None else None)
 
     def set_scan(self, scan: ScanFn) -> None:
         """Use ``scan`` (any :data:`kinest_core.model.ops.ScanFn`) in every Mamba-2 layer."""

@@ -37,11 +37,13 @@ Metrics (keys of :meth:`ContactAccumulator.result`):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from kinest_core.skeleton import NUM_JOINTS, forward_kinematics
+from kinest_core.types import Motion
 
 Array = NDArray[np.float64]
 Mask = NDArray[np.bool_]
@@ -53,14 +55,17 @@ __all__ = [
     "FOOT_CONTACT_JOINTS",
     "ContactAccumulator",
     "ContactThresholds",
+    "ProbabilityThresholds",
     "contact_labels",
     "contact_spans",
     "contact_truth",
+    "contacts_from_probabilities",
     "detect_contacts",
     "floor_gaps",
     "foot_slide",
     "horizontal_travel",
     "joint_contacts",
+    "motion_contacts",
     "standing_heights",
 ]
 
@@ -190,6 +195,51 @@ def detect_contacts(
 ) -> NDArray[np.bool_]:
     """(F, 2) contacts read off a predicted motion's joints, for checkpoints without a contact output."""
     return contact_labels(positions, fps, thresholds)
+
+
+@dataclass(frozen=True)
+class ProbabilityThresholds:
+    """How a network's per-frame contact probabilities become spans: a span starts where the
+    probability reaches ``on`` and lasts while it stays above ``off``; gaps and spans are then
+    cleaned as in :func:`contact_labels`."""
+
+    on: float = 0.5
+    off: float = 0.35
+    min_gap: int = MIN_GAP
+    min_span: int = MIN_SPAN
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> ProbabilityThresholds:
+        """From a checkpoint JSON's ``contacts`` (other keys ignored; defaults where absent)."""
+        d = d or {}
+        return cls(
+            on=float(d.get("on", cls.on)),
+            off=float(d.get("off", cls.off)),
+            min_gap=int(d.get("min_gap", cls.min_gap)),
+            min_span=int(d.get("min_span", cls.min_span)),
+        )
+
+
+def contacts_from_probabilities(
+    probabilities: NDArray, thresholds: ProbabilityThresholds | None = None
+) -> NDArray[np.bool_]:
+    """(F, 2) contact spans from per-frame probabilities (F, 2) of a network's contact output."""
+    t = thresholds or ProbabilityThresholds()
+    p = np.asarray(probabilities, dtype=np.float64)
+    out = np.zeros(p.shape, dtype=bool)
+    for foot in range(p.shape[1]):
+        out[:, foot] = _clean(_hysteresis(p[:, foot] >= t.on, p[:, foot] > t.off), t.min_gap, t.min_span)
+    return out
+
+
+def motion_contacts(
+    motion: Motion, probabilities: NDArray | None = None, thresholds: dict[str, Any] | None = None
+) -> NDArray[np.bool_]:
+    """(F, 2) contacts of a reconstructed motion: from its network's contact probabilities (F, 2) with
+    a checkpoint's ``thresholds`` (its JSON's ``contacts``), else read off the motion's joints."""
+    if probabilities is not None:
+        return contacts_from_probabilities(probabilities, ProbabilityThresholds.from_dict(thresholds))
+    return detect_contacts(motion.joint_positions, motion.fps)
 
 
 def foot_slide(positions: NDArray, truth_positions: NDArray, fps: float = 60.0) -> tuple[float, int]:

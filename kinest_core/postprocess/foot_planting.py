@@ -26,7 +26,8 @@ Run after hand pinning.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,7 +41,7 @@ from kinest_core.types import Motion
 
 Array = NDArray[np.float64]
 
-__all__ = ["LEG_CHAINS", "PlantingOptions", "leg_ik", "plant_feet", "plant_rotations"]
+__all__ = ["LEG_CHAINS", "PlantingOptions", "leg_ik", "plant_feet", "plant_rotations", "planting_options"]
 
 #: (hip, knee, ankle, toe) joint indices of the left and the right leg.
 LEG_CHAINS: tuple[tuple[int, int, int, int], ...] = ((1, 4, 7, 10), (2, 5, 8, 11))
@@ -66,6 +67,14 @@ class PlantingOptions:
             raise ValueError(f"unknown foot mode {self.foot!r}; use one of {', '.join(FOOT_MODES)}")
         if self.blend_frames < 0:
             raise ValueError(f"blend_frames is {self.blend_frames}; it must be 0 or more")
+
+
+def planting_options(recorded: Any) -> PlantingOptions:
+    """The options a planted motion's ``info["plant_feet"]`` records (defaults for what it lacks)."""
+    if not isinstance(recorded, dict):
+        return PlantingOptions()
+    known = {k: v for k, v in recorded.items() if k in PlantingOptions.__dataclass_fields__}
+    return PlantingOptions(**known)
 
 
 def _unit(v: NDArray) -> tuple[Array, Array]:
@@ -279,7 +288,7 @@ def plant_feet(
     _, positions = forward_kinematics(local, motion.rest_offsets, motion.root_translation)
     q = rot.quat_make_continuous(rot.matrix_to_quat(local), axis=0)
     info = dict(motion.info)
-    info["plant_feet"] = {"blend_frames": opts.blend_frames, "foot": opts.foot, "floor": opts.floor}
+    info["plant_feet"] = asdict(opts)
     return Motion(
         local_rotations=q,
         root_translation=np.array(motion.root_translation, dtype=np.float64, copy=True),

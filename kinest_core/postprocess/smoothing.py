@@ -14,6 +14,8 @@ renormalised after it. Two filters:
 The root is then placed so that the head lands on the original head path smoothed with the
 head's strength: the body stays on the tracked head (within millimetres for small
 strengths) instead of drifting, and the root does not inherit the shake the filter removed.
+A motion whose feet were planted (``info["plant_feet"]``, with its ``contacts``) is planted again
+after the filter, with the same spans and options, so smoothing never unlocks a foot.
 With head strength 0 the head keeps its path exactly, so any shake in that path (a noisy
 headset) moves the whole body: give the head some strength when the head itself shakes.
 """
@@ -29,6 +31,7 @@ from scipy.signal import savgol_filter
 
 from kinest_core import rotations as rot
 from kinest_core.jitter import JitterSummary, jitter_summary, reduction_percent
+from kinest_core.postprocess.foot_planting import plant_feet, planting_options
 from kinest_core.skeleton import HEAD, NUM_JOINTS, forward_kinematics
 from kinest_core.types import Motion
 
@@ -181,7 +184,13 @@ def smooth_motion(motion: Motion, options: SmoothingOptions | None = None) -> Sm
         rest_offsets=np.array(motion.rest_offsets, dtype=np.float64, copy=True),
         fps=fps,
         info=info,
+        contacts=motion.contacts,
     )
+    planted = motion.info.get("plant_feet")
+    if planted and motion.contacts is not None:
+        # The filter moves the legs too: plant again in the same spans, so locked feet stay locked.
+        out = plant_feet(out, options=planting_options(planted))
+        info, positions = out.info, out.joint_positions
     before = jitter_summary(motion.joint_positions, fps)
     after = jitter_summary(positions, fps)
     moved = np.linalg.norm(positions - np.asarray(motion.joint_positions, dtype=np.float64), axis=-1)

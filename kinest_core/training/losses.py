@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from kinest_core import rotations_torch as trot
+from kinest_core.postprocess.contacts import CONTACT_HEIGHT, CONTACT_TRAVEL, FOOT_CONTACT_JOINTS
 from kinest_core.skeleton import HEAD, NUM_JOINTS, forward_kinematics_torch
 
 
@@ -39,6 +40,9 @@ class LossConfig:
     # Share of each batch drawn as overlapping pairs for that loss (1: all of it). Pairs repeat their motion,
     # so a smaller share keeps more distinct motion per batch.
     window_consistency_share: float = 1.0
+    # Binary cross-entropy on the foot-contact logits of a model with a contact output, against
+    # window_contact_labels of the ground truth.
+    contact: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,3 +131,26 @@ def kinest_loss(
     weights = cfg.to_dict()
     total = sum((weights[k] * v for k, v in parts.items()), torch.zeros((), device=pred.device, dtype=pred.dtype))
     return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def contact_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Binary cross-entropy of contact logits (..., 2) against 0/1 labels of the same shape."""
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+def window_contact_labels(positions: Tensor, rest_offsets: Tensor, fps: float = 60.0) -> Tensor:
+    """(B, F, 2) 0/1 foot contacts of ground-truth windows (B, F, 22, 3) by the rule of
+    :mod:`kinest_core.postprocess.contacts`, with each joint's standing height (from ``rest_offsets``
+    (B, 22, 3)) in place of its 2nd-percentile height in the take: the training data's floor is
+    set from the feet, so the two agree, and a window alone cannot know the take."""
+    joints = [j for foot in FOOT_CONTACT_JOINTS for j in foot]
+    b, f = positions.shape[:2]
+    rest_local = torch.eye(3, dtype=positions.dtype, device=positions.device).expand(b, NUM_JOINTS, 3, 3)
+    _, rest_pos = forward_kinematics_torch(rest_local, rest_offsets.to(positions))
+    p = positions[:, :, joints]
+    low = p[..., 2] <= rest_pos[:, None, joints, 2] + CONTACT_HEIGHT
+    travel = torch.zeros_like(p[..., 0])
+    travel[:, 1:] = torch.linalg.vector_norm(p[:, 1:, :, :2] - p[:, :-1, :, :2], dim=-1) * (fps / 60.0)
+    travel[:, 0] = travel[:, 1]
+    contact = (low & (travel < CONTACT_TRAVEL)).reshape(b, f, 2, 2).any(dim=-1)
+    return contact.to(positions.dtype)
