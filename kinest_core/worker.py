@@ -36,14 +36,18 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import IO, Any, Protocol
 
 import numpy as np
 
+from kinest_core.checks import check_motion, check_tracking
+from kinest_core.errors import KinestError, TrackingFileError, debug_enabled, unexpected_message
+from kinest_core.outputs import write_npz
 from kinest_core.types import Motion, TrackingSequence
 
 PROTOCOL_VERSION = 1
+#: Environment switch for the test hooks in ``options["debug"]`` (hang, crash, abort, out of memory).
+TEST_HOOKS_ENV = "KINEST_WORKER_TEST_HOOKS"
 EXIT_OK, EXIT_ERROR, EXIT_BAD_REQUEST, EXIT_OUT_OF_MEMORY = 0, 1, 2, 3
 #: Options passed on to ``kinest_core.inference.reconstruct`` (``checkpoint`` becomes its ``model``).
 RECONSTRUCT_OPTIONS = (
@@ -58,6 +62,10 @@ RECONSTRUCT_OPTIONS = (
     "stride",
     "pin_hands",
 )
+
+
+class BadRequest(ValueError):
+    """A request the worker cannot read or accept (exit code 2, kind ``bad_request``)."""
 
 
 class WorkerError(RuntimeError):
@@ -111,43 +119,102 @@ def write_request(path: str | os.PathLike[str], tracking: TrackingSequence, opti
 
 
 def read_request(path: str | os.PathLike[str]) -> tuple[TrackingSequence, dict[str, Any]]:
-    with np.load(path, allow_pickle=False) as z:
-        missing = [k for k in ("times", "head", "left_wrist", "right_wrist", "options") if k not in z.files]
-        if missing:
-            raise ValueError(f"request {path} lacks array(s) {', '.join(missing)}")
-        options = json.loads(str(z["options"]))
-        n = z["times"].shape[0]
-        valid = np.asarray(z["valid"], dtype=bool) if "valid" in z.files else np.ones((n, 3), dtype=bool)
-        info: dict[str, Any] = {"format": "worker-request"}
-        if "body_height_m" in z.files and float(z["body_height_m"]) > 0:
-            info["body_height_m"] = float(z["body_height_m"])
-        tracking = TrackingSequence(
-            times=np.asarray(z["times"], dtype=np.float64),
-            head=np.asarray(z["head"], dtype=np.float64),
-            left_wrist=np.asarray(z["left_wrist"], dtype=np.float64),
-            right_wrist=np.asarray(z["right_wrist"], dtype=np.float64),
-            valid=valid,
-            fps=float(z["fps"]) if "fps" in z.files else 60.0,
-            info=info,
-        )
-    if int(options.get("protocol", PROTOCOL_VERSION)) != PROTOCOL_VERSION:
-        raise ValueError(f"request protocol {options.get('protocol')} is not {PROTOCOL_VERSION}; update kinest_core")
+    """The tracking and options of a request; a :class:`BadRequest` for anything malformed."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in ("times", "head", "left_wrist", "right_wrist", "options") if k not in z.files]
+            if missing:
+                raise BadRequest(f"request {path} lacks array(s) {', '.join(missing)}")
+            options = json.loads(str(z["options"]))
+            if not isinstance(options, dict):
+                raise BadRequest(f"request {path}: 'options' is a JSON {type(options).__name__}, not an object")
+            times = np.asarray(z["times"], dtype=np.float64)
+            n = times.shape[0] if times.ndim == 1 else 0
+            valid = np.asarray(z["valid"], dtype=bool) if "valid" in z.files else np.ones((n, 3), dtype=bool)
+            info: dict[str, Any] = {"format": "worker-request", "file": str(path)}
+            if "body_height_m" in z.files:
+                height = float(np.asarray(z["body_height_m"]).reshape(-1)[0])
+                if np.isfinite(height) and height > 0:
+                    info["body_height_m"] = height
+            fps = np.asarray(z["fps"]).reshape(-1) if "fps" in z.files else np.array([60.0])
+            if fps.shape != (1,):
+                raise BadRequest(f"request {path}: 'fps' must be one number, not {fps.shape[0]}")
+            tracking = TrackingSequence(
+                times=times,
+                head=np.asarray(z["head"], dtype=np.float64),
+                left_wrist=np.asarray(z["left_wrist"], dtype=np.float64),
+                right_wrist=np.asarray(z["right_wrist"], dtype=np.float64),
+                valid=valid,
+                fps=float(fps[0]),
+                info=info,
+            )
+    except BadRequest:
+        raise
+    except Exception as exc:  # a damaged zip, a pickle, a missing file, JSON errors: all a bad request
+        raise BadRequest(f"cannot read request {path} ({type(exc).__name__}: {exc})") from exc
+    if options.get("protocol", PROTOCOL_VERSION) != PROTOCOL_VERSION:
+        raise BadRequest(f"request protocol {options.get('protocol')!r} is not {PROTOCOL_VERSION}; update kinest_core")
+    check_options(options)
+    try:
+        check_tracking(tracking, str(path))
+    except TrackingFileError as exc:
+        raise BadRequest(str(exc)) from exc
     return tracking, options
+
+
+#: Accepted types of each option (``None`` is always accepted and means the default).
+OPTION_TYPES: dict[str, tuple[type, ...]] = {
+    "protocol": (int,),
+    "checkpoint": (str,),
+    "mode": (str,),
+    "device": (str,),
+    "body_height": (int, float),
+    "num_threads": (int,),
+    "leave_core_free": (bool,),
+    "batch_size": (int,),
+    "overlap": (int,),
+    "stride": (int,),
+    "pin_hands": (bool,),
+    "plant_feet": (bool,),
+    "debug": (dict,),
+}
+
+
+def check_options(options: dict[str, Any]) -> None:
+    """Types and ranges of the options; a :class:`BadRequest` naming the first wrong one."""
+    for key, value in options.items():
+        kinds = OPTION_TYPES.get(key)
+        if kinds is None or value is None:
+            continue  # unknown keys are ignored (a newer client), None means the default
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise BadRequest(f"option {key!r} is {value!r}; expected {' or '.join(k.__name__ for k in kinds)}")
+    for key in ("num_threads", "batch_size", "stride"):
+        if options.get(key) is not None and not 1 <= options[key] <= 4096:
+            raise BadRequest(f"option {key!r} is {options[key]}; it must be 1-4096")
+    if options.get("overlap") is not None and not 0 <= options["overlap"] <= 4096:
+        raise BadRequest(f"option 'overlap' is {options['overlap']}; it must be 0-4096")
+    if options.get("body_height") is not None and not (
+        np.isfinite(options["body_height"]) and 0.5 <= options["body_height"] <= 3.0
+    ):
+        raise BadRequest(f"option 'body_height' is {options['body_height']}; it must be 0.5-3.0 m")
+    if options.get("debug") and not test_hooks_enabled():
+        raise BadRequest(f"option 'debug' is for tests only (the worker runs them only with {TEST_HOOKS_ENV}=1)")
 
 
 def write_result(path: str | os.PathLike[str], motion: Motion) -> None:
     """The motion arrays (as ``Motion.save_npz``) plus ``info`` as a JSON string; written atomically."""
-    tmp = Path(str(path) + ".part.npz")
-    np.savez(
-        tmp,
-        local_rotations=motion.local_rotations,
-        root_translation=motion.root_translation,
-        joint_positions=motion.joint_positions,
-        rest_offsets=motion.rest_offsets,
-        fps=np.float64(motion.fps),
-        info=np.array(json.dumps(motion.info, default=str)),
-    )
-    os.replace(tmp, path)
+    check_motion(motion, str(path))
+    arrays = {
+        "local_rotations": motion.local_rotations,
+        "root_translation": motion.root_translation,
+        "joint_positions": motion.joint_positions,
+        "rest_offsets": motion.rest_offsets,
+        "fps": np.float64(motion.fps),
+        "info": np.array(json.dumps(motion.info, default=str)),
+    }
+    if motion.contacts is not None:
+        arrays["contacts"] = np.asarray(motion.contacts, dtype=bool)
+    write_npz(path, arrays, compressed=False)
 
 
 def read_result(path: str | os.PathLike[str]) -> Motion:
@@ -160,6 +227,7 @@ def read_result(path: str | os.PathLike[str]) -> Motion:
             rest_offsets=np.asarray(z["rest_offsets"], dtype=np.float64),
             fps=float(z["fps"]),
             info=info,
+            contacts=np.asarray(z["contacts"], dtype=bool) if "contacts" in z.files else None,
         )
 
 
@@ -204,9 +272,15 @@ def check_environment() -> dict[str, Any]:
     return info
 
 
+def test_hooks_enabled() -> bool:
+    """Whether this worker runs ``options["debug"]`` (only with ``KINEST_WORKER_TEST_HOOKS=1``)."""
+    return os.environ.get(TEST_HOOKS_ENV, "") == "1"
+
+
 def _debug_actions(debug: dict[str, Any], stage: str) -> None:
-    """Test hooks (``options["debug"]``): simulate a hang, a crash or running out of memory."""
-    if debug.get("stage", "start") != stage:
+    """Test hooks (``options["debug"]``, only with ``KINEST_WORKER_TEST_HOOKS=1``): simulate a hang, a
+    crash or running out of memory."""
+    if not debug or not test_hooks_enabled() or debug.get("stage", "start") != stage:
         return
     if debug.get("sleep_s"):
         time.sleep(float(debug["sleep_s"]))
@@ -219,12 +293,17 @@ def _debug_actions(debug: dict[str, Any], stage: str) -> None:
 
 
 def run_request(request: str, result: str, out: IO[str] = sys.stdout) -> int:
-    """Serve one request (the worker's main work); returns the exit code."""
+    """Serve one request (the worker's main work); returns the exit code. Never raises."""
     try:
+        if os.path.abspath(str(result)) == os.path.abspath(str(request)):
+            raise BadRequest(f"the result path {result} is the request itself")
         tracking, options = read_request(request)
-    except (OSError, ValueError, KeyError) as exc:
-        return _fail(out, EXIT_BAD_REQUEST, "bad_request", f"cannot read request {request}: {exc}")
+    except BadRequest as exc:
+        return _fail(out, EXIT_BAD_REQUEST, "bad_request", str(exc))
+    except Exception as exc:  # read_request turns everything into BadRequest; a bug otherwise
+        return _fail(out, EXIT_BAD_REQUEST, "bad_request", unexpected_message(exc, f"reading request {request}"))
     debug = dict(options.get("debug") or {})
+    stats = None
     try:
         _debug_actions(debug, "start")
         from kinest_core.inference import InferenceStats, reconstruct
@@ -245,7 +324,9 @@ def run_request(request: str, result: str, out: IO[str] = sys.stdout) -> int:
     except Exception as exc:
         if _is_out_of_memory(exc):
             return _fail(out, EXIT_OUT_OF_MEMORY, "out_of_memory", _first_line(exc))
-        return _fail(out, EXIT_ERROR, type(exc).__name__, _first_line(exc))
+        if isinstance(exc, (KinestError, ValueError, OSError, ImportError)):
+            return _fail(out, EXIT_ERROR, type(exc).__name__, _first_line(exc))
+        return _fail(out, EXIT_ERROR, "internal", unexpected_message(exc, "reconstructing"))
     _emit(out, event="finished", device=stats.device, seconds=stats.seconds, frames=stats.frames)
     return EXIT_OK
 
@@ -265,15 +346,32 @@ def _fail(out: IO[str], code: int, kind: str, message: str) -> int:
 
 
 def serve(inp: IO[str] = sys.stdin, out: IO[str] = sys.stdout) -> int:
-    """Serve requests until stdin closes: one JSON line ``{"request": ..., "result": ...}`` each."""
+    """Serve requests until stdin closes: one JSON line ``{"request": ..., "result": ...}`` each.
+
+    Every line gets an answer ending in ``finished`` or ``error``: a line that is not a JSON object
+    with string ``request`` and ``result`` is answered with a ``bad_request`` error, and no
+    request, however broken, ends the loop.
+    """
     _emit(out, event="ready", pid=os.getpid(), protocol=PROTOCOL_VERSION)
     for line in inp:
-        msg = _parse(line)
-        if msg is None:
+        if not line.strip():
             continue
-        if msg.get("quit"):
+        msg = _parse(line)
+        if msg is not None and msg.get("quit"):
             break
-        code = run_request(str(msg.get("request")), str(msg.get("result")), out)
+        if msg is None or not isinstance(msg.get("request"), str) or not isinstance(msg.get("result"), str):
+            shown = " ".join(line.split())[:120]
+            _fail(
+                out,
+                EXIT_BAD_REQUEST,
+                "bad_request",
+                f'not a request line: {shown!r}; send {{"request": PATH, "result": PATH}} or {{"quit": true}}',
+            )
+            continue
+        try:
+            code = run_request(msg["request"], msg["result"], out)
+        except Exception as exc:  # run_request never raises; if it does, the server still lives
+            code = _fail(out, EXIT_ERROR, "internal", unexpected_message(exc, "serving a request"))
         if code == EXIT_OUT_OF_MEMORY:
             _free_cuda_cache()
     return EXIT_OK
@@ -290,19 +388,27 @@ def _free_cuda_cache() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if args == ["--serve"]:
-        return serve()
-    if args == ["--check"]:
-        try:
-            _emit(sys.stdout, **check_environment())
-        except Exception as exc:
-            return _fail(sys.stdout, EXIT_ERROR, type(exc).__name__, str(exc))
-        return EXIT_OK
-    if len(args) != 2 or args[0].startswith("-"):
-        print("usage: python -m kinest_core.worker REQUEST.npz RESULT.npz | --serve | --check", file=sys.stderr)
-        return EXIT_BAD_REQUEST
-    return run_request(args[0], args[1])
+    """The worker's entry point: any failure is a JSON error line and an exit code, never a traceback."""
+    try:
+        args = sys.argv[1:] if argv is None else argv
+        if args == ["--serve"]:
+            return serve()
+        if args == ["--check"]:
+            try:
+                _emit(sys.stdout, **check_environment())
+            except Exception as exc:
+                return _fail(sys.stdout, EXIT_ERROR, type(exc).__name__, str(exc))
+            return EXIT_OK
+        if len(args) != 2 or args[0].startswith("-"):
+            print("usage: python -m kinest_core.worker REQUEST.npz RESULT.npz | --serve | --check", file=sys.stderr)
+            return EXIT_BAD_REQUEST
+        return run_request(args[0], args[1])
+    except KeyboardInterrupt:
+        return _fail(sys.stdout, EXIT_ERROR, "interrupted", "the worker was interrupted")
+    except Exception as exc:
+        if debug_enabled():
+            raise
+        return _fail(sys.stdout, EXIT_ERROR, "internal", unexpected_message(exc, "running the worker"))
 
 
 # ---------------------------------------------------------------------------------------------

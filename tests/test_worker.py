@@ -30,6 +30,12 @@ from kinest_core.worker import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _worker_test_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ``debug`` options these tests send run only under the worker's test switch."""
+    monkeypatch.setenv("KINEST_WORKER_TEST_HOOKS", "1")
+
+
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)

@@ -10,6 +10,12 @@ import pytest
 from kb_helpers import bpy, mod, recording_path, scene_state
 
 
+@pytest.fixture(autouse=True)
+def _worker_test_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ``debug`` options these tests send run only under the worker's test switch."""
+    monkeypatch.setenv("KINEST_WORKER_TEST_HOOKS", "1")
+
+
 @pytest.fixture
 def worker_prefs(clean):
     prefs = mod("prefs").preferences(clean)
