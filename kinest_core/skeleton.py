@@ -216,7 +216,9 @@ def children(joint: int) -> list[int]:
 def load_smpl_rest_joints(model_path: str, gender: str = "neutral") -> NDArray[np.float64]:
     """Exact rest joints (22, 3), Z-up, from the user's own SMPL/SMPL-H model file via ``smplx``.
 
-    The model files are licence-gated and never bundled: the user passes the path.
+    The model files are licence-gated and never bundled: the user passes the path. A ``.pkl``
+    model is a Python pickle that ``smplx`` unpickles, which can run code: pass only files from
+    the official download.
     """
     import os
 

@@ -18,7 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--smplh",
         required=True,
-        help="SMPL-H models: a folder with <gender>/model.npz (AMASS download) or smplh/SMPLH_<GENDER>.pkl (MANO), or one file",
+        help="SMPL-H models: a folder with <gender>/model.npz (AMASS download) or smplh/SMPLH_<GENDER>.pkl (MANO), "
+        "or one file. A .pkl is a Python pickle that smplx unpickles, which can run code: use only the files of "
+        "the official downloads (the .npz models hold plain arrays)",
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--datasets", nargs="+", default=["CMU", "BMLrub", "HDM05"], help="AMASS sub-datasets")

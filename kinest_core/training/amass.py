@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -104,18 +105,30 @@ def _smplh_file(model_path: str, gender: str) -> str:
 
 def convert_amass(path: str, rest_joints: RestJointsFn, target_fps: float = 60.0) -> Motion:
     """One AMASS ``.npz`` -> SMPL-22 :class:`Motion` at ``target_fps`` on the subject's own body."""
-    with np.load(path, allow_pickle=True) as z:
-        missing = [k for k in ("poses", "trans", "betas") if k not in z.files]
-        if missing:
-            raise AmassError(
-                f"{path}: not an AMASS motion file (no {', '.join(missing)}); shape-only files are skipped"
-            )
-        poses = np.asarray(z["poses"], dtype=np.float64)
-        trans = np.asarray(z["trans"], dtype=np.float64)
-        betas = np.asarray(z["betas"], dtype=np.float64)[:16]
-        gender = str(np.asarray(z["gender"]).item()) if "gender" in z.files else "neutral"
-        rate_key = next((k for k in ("mocap_framerate", "mocap_frame_rate") if k in z.files), None)
-        fps = float(z[rate_key]) if rate_key else 60.0
+    try:
+        with np.load(path, allow_pickle=False) as z:  # never unpickle a downloaded file: it could run code
+            missing = [k for k in ("poses", "trans", "betas") if k not in z.files]
+            if missing:
+                raise AmassError(
+                    f"{path}: not an AMASS motion file (no {', '.join(missing)}); shape-only files are skipped"
+                )
+            poses = np.asarray(z["poses"], dtype=np.float64)
+            trans = np.asarray(z["trans"], dtype=np.float64)
+            betas = np.asarray(z["betas"], dtype=np.float64)[:16]
+            gender = str(np.asarray(z["gender"]).item()) if "gender" in z.files else "neutral"
+            rate_key = next((k for k in ("mocap_framerate", "mocap_frame_rate") if k in z.files), None)
+            fps = float(z[rate_key]) if rate_key else 60.0
+    except AmassError:
+        raise
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise AmassError(f"{path}: not a readable .npz file ({exc})") from exc
+    except ValueError as exc:
+        if "allow_pickle" not in str(exc):
+            raise AmassError(f"{path}: not a readable AMASS motion file ({exc})") from exc
+        raise AmassError(
+            f"{path}: holds a Python object array (a pickle), which KineST does not load because unpickling can run "
+            "code; AMASS's own files hold plain arrays: download the file again"
+        ) from exc
     if gender.startswith("b'"):
         gender = gender[2:-1]
     if poses.ndim != 2 or poses.shape[1] < NUM_JOINTS * 3 or trans.shape != (poses.shape[0], 3):
