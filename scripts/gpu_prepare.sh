@@ -6,7 +6,7 @@ set -euo pipefail
 DATA=${DATA:-../shared/data/mocap}
 PACK=${PACK:-runs/data_v5}
 for split in train test; do
-  [ -f "$PACK/$split.pack.npz" ] || python -m kinest_core.training.mocap "$DATA/$split" "$PACK/cache_$split" \
+  [ -f "$PACK/$split.pack.npz" ] || python -m kinest_core.training.mocap_library "$DATA/$split" "$PACK/cache_$split" \
     --smooth-ms 8.3 --pack "$PACK/$split.pack.npz"
 done
 mkdir -p .gpu

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Shrink a motion pack (``kinest_core.training.mocap --pack``) for a trip to a GPU machine, and back.
+"""Shrink a motion pack (``kinest_core.training.mocap_library --pack``) for a trip to a GPU machine, and back.
 
     python scripts/pack_codec.py encode train.pack.npz train.small.npz   # here (~30 s)
     python scripts/pack_codec.py decode train.small.npz train.pack.npz   # there (~3 s)

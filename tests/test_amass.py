@@ -10,7 +10,7 @@ import numpy as np
 from kinest_core import rotations as rot
 from kinest_core.skeleton import NUM_JOINTS, PARENTS, Skeleton
 from kinest_core.training import amass
-from kinest_core.training.mocap import load_motions
+from kinest_core.training.mocap_library import load_motions
 
 # a body in the SMPL model frame (Y up, facing +Z): our neutral rest joints turned back
 _JOINTS_ZUP = Skeleton.neutral(1.7).rest_joints()

@@ -12,7 +12,7 @@ import pytest
 from kinest_core import rotations as rot
 from kinest_core.io.bvh import read_bvh
 from kinest_core.skeleton import NUM_JOINTS, PARENTS, Skeleton, children, forward_kinematics
-from kinest_core.training import mocap
+from kinest_core.training import mocap, mocap_library
 
 FIX = Path(__file__).parent / "fixtures" / "mocap"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mocap"
@@ -128,13 +128,13 @@ def test_convert_folder_caches(tmp_path: Path) -> None:
     src.mkdir()
     os.symlink(DAZ, src / "02_01_cut.bvh")
     cache = tmp_path / "cache"
-    files = mocap.convert_folder(str(src), str(cache))
+    files = mocap_library.convert_folder(str(src), str(cache))
     assert [os.path.basename(f) for f in files] == ["02_01_cut_00.npz"]
     stamp = os.path.getmtime(files[0])
-    again = mocap.convert_folder(str(src), str(cache))
+    again = mocap_library.convert_folder(str(src), str(cache))
     assert again == files and os.path.getmtime(files[0]) == stamp
     assert (cache / "index.json").exists()
-    loaded = mocap.load_motions(str(cache))
+    loaded = mocap_library.load_motions(str(cache))
     assert loaded[0].num_frames == mocap.convert_bvh(str(DAZ))[0].num_frames
 
 
@@ -187,28 +187,28 @@ def test_optional_smoothing_lowers_jitter_only() -> None:
 
 def test_harmonize_settles_head_and_hands_without_moving_joints() -> None:
     motions = mocap.convert_bvh(str(DAZ)) + mocap.convert_bvh(str(ACCAD))
-    keys = [mocap.subject_key("02_01.bvh"), mocap.subject_key("accad_Male2_C3_Run.bvh.gz")]
+    keys = [mocap_library.subject_key("02_01.bvh"), mocap_library.subject_key("accad_Male2_C3_Run.bvh.gz")]
     assert keys == ["cmu_daz:02", "accad:Male2"]
-    assert mocap.subject_key("mb_01_02.bvh.gz") == "cmu_mb:01"
-    corr = mocap.harmonize(motions, keys)
+    assert mocap_library.subject_key("mb_01_02.bvh.gz") == "cmu_mb:01"
+    corr = mocap_library.harmonize(motions, keys)
     assert set(corr) == set(keys)
     for m in motions:
         _, fk = forward_kinematics(rot.quat_to_matrix(m.local_rotations), m.rest_offsets, m.root_translation)
         assert np.allclose(fk, m.joint_positions, atol=1e-9)
         wrist = rot.quat_to_matrix(m.local_rotations[:, 20]).mean(axis=0)
         assert np.allclose(wrist, wrist.T, atol=1e-9)  # the mean has no rotation part left (polar factor = I)
-    again = mocap.harmonize(motions, keys)
+    again = mocap_library.harmonize(motions, keys)
     assert all(abs(v) < 0.5 for c in again.values() for v in c.values()), again  # settled (head pitch to ~0.1 deg)
 
 
 def test_pack_round_trip(tmp_path: Path) -> None:
     motions = mocap.convert_bvh(str(DAZ)) + mocap.convert_bvh(str(ACCAD))
     path = str(tmp_path / "all.pack.npz")
-    assert mocap.pack_motions(motions, path) > 0
-    back = mocap.load_motions(path)
+    assert mocap_library.pack_motions(motions, path) > 0
+    back = mocap_library.load_motions(path)
     assert len(back) == 2
     for a, b in zip(motions, back, strict=True):
         assert b.num_frames == a.num_frames and b.fps == a.fps
         assert np.abs(b.joint_positions - a.joint_positions).max() < 5e-4
     with pytest.raises(ValueError, match="pack"):
-        mocap.pack_motions(motions, str(tmp_path / "x.npz"))
+        mocap_library.pack_motions(motions, str(tmp_path / "x.npz"))

@@ -135,7 +135,7 @@ def choose_thresholds(
 def main(argv: list[str] | None = None) -> int:
     from kinest_core.model.checkpoint import load_checkpoint, save_checkpoint
     from kinest_core.model.kinest import KineSTConfig
-    from kinest_core.training.mocap import load_motions
+    from kinest_core.training.mocap_library import load_motions
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--checkpoint", required=True, help="the KineST checkpoint to add a contact output to")
