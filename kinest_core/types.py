@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from kinest_core.errors import OutputFileError
+from kinest_core.errors import OutputFileError, TrackingFileError
 from kinest_core.fixes import Fix, Spelling, python_spelling, render_hint
 from kinest_core.outputs import write_npz
 from kinest_core.skeleton import JOINT_NAMES, PARENTS
 
 DEVICES: tuple[str, str, str] = ("head", "left_wrist", "right_wrist")
+_MOTION_ARRAYS = ("local_rotations", "root_translation", "joint_positions", "rest_offsets")
 
 
 @dataclass(frozen=True)
@@ -185,12 +186,43 @@ class Motion:
 
     @classmethod
     def load_npz(cls, path: str) -> Motion:
-        with np.load(path, allow_pickle=False) as z:
-            return cls(
-                local_rotations=np.asarray(z["local_rotations"], dtype=np.float64),
-                root_translation=np.asarray(z["root_translation"], dtype=np.float64),
-                joint_positions=np.asarray(z["joint_positions"], dtype=np.float64),
-                rest_offsets=np.asarray(z["rest_offsets"], dtype=np.float64),
-                fps=float(z["fps"]),
-                contacts=np.asarray(z["contacts"], dtype=bool) if "contacts" in z.files else None,
-            )
+        """Read a motion ``.npz``; anything missing, mis-shaped, non-finite or damaged is a :class:`TrackingFileError`."""
+        hint = "write it with Motion.save_npz (kinest reconstruct -o OUT.npz)"
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                missing = [k for k in (*_MOTION_ARRAYS, "fps") if k not in z.files]
+                if missing:
+                    raise TrackingFileError(path, f"motion .npz lacks array(s) {', '.join(missing)}", hint=hint)
+                arrays = {k: np.asarray(z[k], dtype=np.float64) for k in _MOTION_ARRAYS}
+                fps = np.asarray(z["fps"], dtype=np.float64).reshape(-1)
+                contacts = np.asarray(z["contacts"], dtype=bool) if "contacts" in z.files else None
+        except TrackingFileError:
+            raise
+        except Exception as exc:  # zipfile, zlib and numpy raise many kinds for a damaged or foreign file
+            raise TrackingFileError(
+                path, f"is not a readable motion .npz ({type(exc).__name__}: {exc})", hint=hint
+            ) from exc
+        f = arrays["local_rotations"].shape[0] if arrays["local_rotations"].ndim else -1
+        expected = {
+            "local_rotations": (f, len(JOINT_NAMES), 4),
+            "root_translation": (f, 3),
+            "joint_positions": (f, len(JOINT_NAMES), 3),
+            "rest_offsets": (len(JOINT_NAMES), 3),
+        }
+        for k, shape in expected.items():
+            if arrays[k].shape != shape or not np.all(np.isfinite(arrays[k])):
+                raise TrackingFileError(
+                    path, f"'{k}' has shape {arrays[k].shape} or holds NaN/inf; expected finite {shape}", hint=hint
+                )
+        if fps.shape != (1,) or not (np.isfinite(fps[0]) and 0 < fps[0] <= 1000):
+            raise TrackingFileError(path, f"'fps' is {fps.tolist()}, not one frame rate", hint=hint)
+        if contacts is not None and contacts.shape != (f, 2):
+            contacts = None
+        return cls(
+            local_rotations=arrays["local_rotations"],
+            root_translation=arrays["root_translation"],
+            joint_positions=arrays["joint_positions"],
+            rest_offsets=arrays["rest_offsets"],
+            fps=float(fps[0]),
+            contacts=contacts,
+        )

@@ -321,3 +321,36 @@ def test_bvh_gzip_bomb_and_long_line(tmp_path: Path) -> None:
     long = tmp_path / "long.bvh"
     long.write_bytes(b"HIERARCHY\nROOT Hips\n{\n OFFSET " + b"0 " * 10_000_000 + b"\n}\n")
     _refused(long, "line 4", "20.0 MB")
+
+
+# ------------------------------------------------------------------ motion .npz (jitter, retarget, training)
+
+
+def test_motion_npz_reader_refuses_broken_files(tmp_path: Path) -> None:
+    from kinest_core.types import Motion
+
+    q = np.tile([1.0, 0.0, 0.0, 0.0], (10, 22, 1))
+    good = {
+        "local_rotations": q,
+        "root_translation": np.zeros((10, 3)),
+        "joint_positions": np.zeros((10, 22, 3)),
+        "rest_offsets": np.zeros((22, 3)),
+        "fps": np.float64(60.0),
+    }
+    np.savez(tmp_path / "ok.npz", **good)
+    assert Motion.load_npz(str(tmp_path / "ok.npz")).num_frames == 10
+    cases = {
+        "missing": ({k: v for k, v in good.items() if k != "joint_positions"}, "lacks"),
+        "shape": ({**good, "root_translation": np.zeros((9, 3))}, "'root_translation'"),
+        "nan": ({**good, "joint_positions": np.full((10, 22, 3), np.nan)}, "nan"),
+        "fps": ({**good, "fps": np.array([60.0, 30.0])}, "'fps'"),
+    }
+    for name, (arrays, words) in cases.items():
+        p = tmp_path / f"{name}.npz"
+        np.savez(p, **arrays)
+        with pytest.raises(TrackingFileError, match=words) as ei:
+            Motion.load_npz(str(p))
+        assert str(p) in str(ei.value)
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04" + os.urandom(100))
+    with pytest.raises(TrackingFileError, match="not a readable motion"):
+        Motion.load_npz(str(tmp_path / "junk.npz"))
