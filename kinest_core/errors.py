@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The error types users see: one per layer, each a one-line message naming the file, the place and the fix.
 
-- :class:`TrackingFileError`: tracking input that cannot be read (any format, or arrays in memory)
+- :class:`TrackingFileError`: input that cannot be read (tracking in any format or in memory, a motion ``.npz``)
 - :class:`CheckpointError`: a model checkpoint that cannot be loaded
 - :class:`OutputFileError`: a result that cannot be written where asked
 - :class:`ReconstructionError`: the network gave no usable motion (non-finite values)
@@ -38,7 +38,10 @@ class KinestError(ValueError):
 
 
 class TrackingFileError(KinestError):
-    """Unreadable tracking input. The message names the file, where (line or frame), what and what to do."""
+    """Unreadable input data (a tracking file or arrays, a motion ``.npz``).
+
+    The message names the file, where (line or frame), what and what to do.
+    """
 
 
 class CheckpointError(KinestError):

@@ -64,7 +64,7 @@ def check_output(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLik
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        problem, hint = _os_problem(exc)
+        hint = _os_problem(exc)[1]
         raise OutputFileError(str(target), f"its folder cannot be created ({exc.strerror or exc})", hint=hint) from exc
     try:
         probe = _new_temp(target)
