@@ -162,3 +162,14 @@ def test_non_finite_reconstruction_is_an_error_never_a_file(tmp_path: Path, caps
     code, err = _run(capsys, "reconstruct", str(TAKE), "-o", str(tmp_path / "o"), "--checkpoint", str(ck), "--quiet")
     assert code == 1 and len(err) == 1 and "NaN or inf" in err[0], err
     assert not (tmp_path / "o.npz").exists() and not (tmp_path / "o.bvh").exists() and not _leftovers(tmp_path)
+
+
+def test_jitter_output_over_its_input_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    q = np.tile([1.0, 0.0, 0.0, 0.0], (30, 22, 1))
+    rest = np.zeros((22, 3))
+    rest[1:, 2] = 0.1
+    motion = tmp_path / "m.npz"
+    Motion(q, np.zeros((30, 3)), np.random.default_rng(0).normal(size=(30, 22, 3)), rest).save_npz(str(motion))
+    before = motion.read_bytes()
+    code, err = _run(capsys, "jitter", str(motion), "--smooth", "0.5", "-o", str(motion))
+    assert code == 1 and "is the input file" in err[-1] and motion.read_bytes() == before, err

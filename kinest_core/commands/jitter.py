@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from kinest_core.jitter import jitter_summary
+from kinest_core.outputs import check_output
 from kinest_core.postprocess.smoothing import BODY_PARTS, METHODS, SmoothingOptions, smooth_motion
 from kinest_core.types import Motion
 
@@ -35,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.output:  # before any work: never over the motion read, a folder we can write to
+        out = Path(args.output)
+        check_output(out if out.suffix == ".npz" else out.with_suffix(".npz"), inputs=[args.motion])
     try:
         motion = Motion.load_npz(args.motion)
     except (OSError, KeyError, ValueError) as exc:
