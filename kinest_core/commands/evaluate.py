@@ -31,6 +31,7 @@ TRACKING_ROWS = (
     ("head_error_cm", "Head error (cm)"),
     ("left_wrist_error_cm", "Left wrist error (cm)"),
     ("right_wrist_error_cm", "Right wrist error (cm)"),
+    ("wrist_error_cm", "Wrist error, both (cm)"),
     ("jitter", "Jitter (100 m/s^3)"),
     ("foot_skate_cm", "Foot skating (cm/frame)"),
     ("ground_penetration_cm", "Ground penetration (cm)"),
@@ -63,6 +64,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="apply the hand-pinning IK (kinest reconstruct's default) to the prediction; the paper's protocol "
         "has no such step, so it is off by default",
     )
+    p.add_argument(
+        "--split",
+        default="all",
+        choices=("all", "train", "val"),
+        help="with --data from the training folder: only the validation subjects (val: CMU 05, 08, 14; "
+        "kinest_core.training.splits) or only the others (train); all: every motion (default)",
+    )
     p.add_argument("--per-file", action="store_true", help="also list every file")
     p.add_argument(
         "--ground-truth",
@@ -90,6 +98,13 @@ def tracking_files(paths: list[str]) -> list[str]:
     return out
 
 
+def _split_motions(motions: list[Any], split: str) -> list[Any]:
+    """The motions of ``split`` (kinest_core.training.splits.select_split)."""
+    from kinest_core.training.splits import select_split
+
+    return select_split(motions, split)
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, int):
         return str(v)
@@ -104,6 +119,9 @@ def run(args: argparse.Namespace) -> int:
     from kinest_core.model import default_checkpoint_path
     from kinest_core.training.baselines import load_any_checkpoint
 
+    if args.tracking and args.split != "all":
+        print("kinest evaluate: --split applies to --data (motions of the training folder)", file=sys.stderr)
+        return 2
     read_options = reader_kwargs(args)
     if args.data and (read_options or body_height(args) is not None):
         print("kinest evaluate: the reading options (--units, --convention, ...) apply to --tracking", file=sys.stderr)
@@ -115,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         from kinest_core.training.evaluate import ground_truth_metrics
         from kinest_core.training.mocap import load_motions
 
-        gt = dict(ground_truth_metrics(load_motions(args.data)))
+        gt = dict(ground_truth_metrics(_split_motions(load_motions(args.data), args.split)))
         if args.json:
             print(json.dumps(gt, indent=2))
         else:
@@ -155,9 +173,10 @@ def run(args: argparse.Namespace) -> int:
         from kinest_core.training.evaluate import evaluate_motions
         from kinest_core.training.mocap import load_motions
 
-        motions = load_motions(args.data)
+        motions = _split_motions(load_motions(args.data), args.split)
         if not motions:
-            print("kinest evaluate: no motion found in --data", file=sys.stderr)
+            where = "in --data" if args.split == "all" else f"of the {args.split} split in --data"
+            print(f"kinest evaluate: no motion found {where}", file=sys.stderr)
             return 1
         res = evaluate_motions(
             model,
@@ -174,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
     out["architecture"] = meta.get("architecture", "KineST")
     if args.data:
         out["mode"] = args.mode
+        out["split"] = args.split
     out["pin_hands"] = args.pin_hands
     if args.per_file:
         out["files"] = res["files"]

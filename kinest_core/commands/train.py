@@ -28,6 +28,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "so model selection never looks at the test split",
     )
     p.add_argument(
+        "--val-split",
+        action="store_true",
+        default=None,
+        help="move the validation subjects (kinest_core.training.splits.VALIDATION_SUBJECTS: CMU 05, 08, 14) from "
+        "--data to validation (config key val_split); kinest evaluate --split val scores the same motions",
+    )
+    p.add_argument(
         "--model", choices=("kinest", "avatarposer", "mean_pose"), help="model to train (overrides the config)"
     )
     p.add_argument("--iterations", type=int, help="iterations (overrides the config)")
@@ -97,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
     for k, v in overrides.items():
         if v is not None:
             setattr(cfg, k, v)
+    if args.val_split:
+        cfg.val_split = True
     if args.amp is not None:
         cfg.amp = args.amp
     if args.tiny:
@@ -117,6 +126,15 @@ def run(args: argparse.Namespace) -> int:
         val = (val or []) + [m for m, k in zip(data, keys, strict=True) if k in held]
         data = [m for m, k in zip(data, keys, strict=True) if k not in held]
         print(f"holding out {', '.join(sorted(held))}: {len(val)} validation motions, {len(data)} training motions")
+    if cfg.val_split:
+        from kinest_core.training.splits import VALIDATION_SUBJECTS, split_motions
+
+        data, in_val = split_motions(data)
+        val = (val or []) + in_val
+        print(
+            f"validation split ({', '.join(VALIDATION_SUBJECTS)}): {len(in_val)} validation motions, "
+            f"{len(data)} training motions"
+        )
     info = describe_data(data, args.data)
     summary = train(data, args.out, cfg, val=val, resume=args.resume, data_info=info)
     print(json.dumps(summary, indent=2))

@@ -35,6 +35,7 @@ from kinest_core.training.baselines import AvatarPoserConfig, AvatarPoserLite, M
 from kinest_core.training.data import AugmentConfig, Batch, MotionWindows, make_batch, make_overlapping_batches
 from kinest_core.training.evaluate import model_window
 from kinest_core.training.losses import LossConfig, kinest_loss, window_consistency
+from kinest_core.training.splits import VALIDATION_SUBJECTS, is_validation, motion_source, split_motions
 from kinest_core.types import Motion
 
 #: Attributions the data licences ask for (data README); written into every checkpoint JSON.
@@ -85,6 +86,9 @@ class TrainConfig:
     # steps are noisy; checkpoints and validation then use the averaged weights (the raw ones stay in
     # train_state.pt for resuming).
     ema: float = 0.0
+    # Hold the validation subjects (kinest_core.training.splits.VALIDATION_SUBJECTS) out of the training
+    # data and score them as validation: model selection never looks at the test split.
+    val_split: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -255,8 +259,16 @@ def train(
 ) -> dict[str, Any]:
     """Train ``config.model`` on ``data`` and write checkpoints to ``out_dir``; returns a summary.
 
-    ``val`` motions are scored with the evaluation protocol every ``val_every`` iterations.
+    ``val`` motions are scored with the evaluation protocol every ``val_every`` iterations;
+    ``config.val_split`` moves the validation subjects from ``data`` to them first.
     """
+    if config.val_split:
+        data, held = split_motions(data)
+        val = [*(val or []), *held]
+        if not held and not any(is_validation(motion_source(m)) for m in val):
+            raise ValueError(
+                f"val_split: no motion of the validation subjects ({', '.join(VALIDATION_SUBJECTS)}) in the data"
+            )
     with _torch_settings(config):
         return _train(data, out_dir, config, val, resume, data_info, log)
 
