@@ -34,9 +34,21 @@ from kinest_core.features import (
     tracking_features_torch,
 )
 from kinest_core.skeleton import HEAD, MIRROR_JOINTS, NUM_JOINTS, TRACKED_JOINTS, forward_kinematics_torch
+from kinest_core.training.augment import (
+    apply_joint_errors,
+    bone_factors,
+    device_offset_errors,
+    draw_speeds,
+    headset_offset_errors,
+    scale_bones,
+    time_warp,
+    warp_source_length,
+)
 from kinest_core.types import Motion
 
 WINDOW = 96
+#: Calibration families whose wrist offsets ``AugmentConfig.device_families`` may name.
+_OFFSET_FAMILIES = ("generic", "quest", "vive", "index")
 ArrayOrTensor = TypeVar("ArrayOrTensor", NDArray[Any], Tensor)
 _MIRROR = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))  # left is +X: mirror across the x = 0 plane
 
@@ -70,6 +82,35 @@ class AugmentConfig:
     jitter_rotation_deg: float = 0.2
     drop_hand: float = 0.1  # probability per hand of a frozen stretch
     drop_max_frames: int = 48
+    # Real devices and bodies (kinest_core.training.augment), all off unless set:
+    # wrist offsets drawn within the box the calibration families' offsets span (e.g. ["generic",
+    # "quest", "vive", "index"]), widened by device_margin_m, with a grip angle (std) per hand
+    device_families: tuple[str, ...] = ()
+    device_margin_m: float = 0.01
+    device_rotation_deg: float = 0.0
+    headset_offset_m: float = 0.0  # head joint moved up to this along each axis of the headset (uniform)
+    headset_rotation_deg: float = 0.0  # headset tilt on the face (std)
+    bone_length_std: float = 0.0  # per-segment bone length factor, log-normal std (limb proportions)
+    time_warp: float = 0.0  # largest speed change (0.2: windows played at 0.8-1.2x)
+    drop_min_frames: int = 4  # shortest frozen stretch of a dropped hand
+
+    def __post_init__(self) -> None:
+        self.device_families = tuple(self.device_families)
+        for fam in self.device_families:
+            if fam not in _OFFSET_FAMILIES:
+                raise ValueError(f"augment device_families: unknown family {fam!r}; use {', '.join(_OFFSET_FAMILIES)}")
+        if not 0.0 <= self.time_warp < 0.5:
+            raise ValueError(f"augment time_warp must be in [0, 0.5) (0.2: +/- 20 % speed), got {self.time_warp}")
+        if self.drop_hand > 0 and not 1 <= self.drop_min_frames <= self.drop_max_frames:
+            raise ValueError(
+                f"augment drop_min_frames must be in [1, drop_max_frames] (got {self.drop_min_frames}, "
+                f"{self.drop_max_frames})"
+            )
+        for name in ("device_margin_m", "device_rotation_deg", "headset_offset_m", "headset_rotation_deg"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"augment {name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.bone_length_std <= 0.3:
+            raise ValueError(f"augment bone_length_std must be in [0, 0.3], got {self.bone_length_std}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,12 +175,18 @@ class MotionWindows:
     def __len__(self) -> int:
         return len(self.local)
 
-    def sample(self, batch: int, rng: np.random.Generator, length: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def sample(
+        self, batch: int, rng: np.random.Generator, length: int | None = None, time_warp: float = 0.0
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Random windows: local (B, F, 22, 3, 3), root (B, F, 3), rest (B, 22, 3).
 
         ``length`` (default: the window) may be longer, e.g. for two overlapping windows; motions
-        shorter than it are skipped.
+        shorter than it are skipped. ``time_warp`` > 0 plays each window at a random speed within
+        ``1 +/- time_warp`` (:func:`kinest_core.training.augment.time_warp`; slower where a motion
+        is too short for the speed drawn).
         """
+        if time_warp > 0:
+            return self._sample_warped(batch, rng, self.window if length is None else length, time_warp)
         n = self.window if length is None else length
         weights = self.weights
         if n != self.window:
@@ -153,6 +200,25 @@ class MotionWindows:
             s = int(rng.integers(0, self.lengths[i] - n + 1))
             loc.append(self.local[i][s : s + n])
             root.append(self.root[i][s : s + n])
+        return torch.stack(loc), torch.stack(root), self.rest[torch.from_numpy(idx)]
+
+    def _sample_warped(
+        self, batch: int, rng: np.random.Generator, n: int, max_change: float
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        starts = np.maximum(self.lengths - n + 1, 0)
+        if not starts.any():
+            raise ValueError(f"no motion is {n} frames long (longest {int(self.lengths.max())})")
+        idx = rng.choice(len(self.local), size=batch, p=starts / starts.sum())
+        speeds = draw_speeds(batch, max_change, rng)
+        loc, root = [], []
+        for i, speed in zip(idx, speeds, strict=True):
+            length = int(self.lengths[i])
+            speed = min(float(speed), (length - 1) / max(n - 1, 1))  # a short motion plays slower
+            src = min(warp_source_length(n, speed), length)
+            s = int(rng.integers(0, length - src + 1))
+            wl, wr = time_warp(self.local[i][s : s + src], self.root[i][s : s + src], speed, n)
+            loc.append(wl)
+            root.append(wr)
         return torch.stack(loc), torch.stack(root), self.rest[torch.from_numpy(idx)]
 
 
@@ -186,7 +252,7 @@ def augment_motion(
     config: AugmentConfig,
     generator: torch.Generator,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Yaw, mirror and size augmentation of whole bodies: returns new (local, root, rest)."""
+    """Yaw, mirror, size and limb-proportion augmentation of whole bodies: returns new (local, root, rest)."""
     b = local.shape[0]
     dev, dt = local.device, local.dtype
     if config.mirror > 0:
@@ -212,6 +278,8 @@ def augment_motion(
         s = (lo + (hi - lo) * torch.rand(b, generator=generator)).to(dev, dt)
         rest = rest * s[:, None, None]
         root = root * s[:, None, None]
+    if config.bone_length_std > 0:
+        rest, root = scale_bones(rest, root, bone_factors(b, config.bone_length_std, generator).to(dev, dt))
     return local, root, rest
 
 
@@ -232,6 +300,16 @@ def simulate_tracking(
     if generator is None:
         return r, p
     b, f = r.shape[:2]
+    if config.headset_offset_m > 0 or config.headset_rotation_deg > 0:
+        hr, ht = headset_offset_errors(b, config.headset_offset_m, config.headset_rotation_deg, generator)
+        head_r, head_p = apply_joint_errors(r[:, :, :1], p[:, :, :1], hr[:, None], ht[:, None])
+        r, p = torch.cat([head_r, r[:, :, 1:]], dim=2), torch.cat([head_p, p[:, :, 1:]], dim=2)
+    if config.device_families:
+        wr, wt = device_offset_errors(
+            b, config.device_families, config.device_margin_m, config.device_rotation_deg, generator
+        )
+        hand_r, hand_p = apply_joint_errors(r[:, :, 1:], p[:, :, 1:], wr, wt)
+        r, p = torch.cat([r[:, :, :1], hand_r], dim=2), torch.cat([p[:, :, :1], hand_p], dim=2)
     if config.calib_rotation_deg > 0:
         r = r @ _small_rotations((b, 1, 3), config.calib_rotation_deg, generator, r)
     if config.jitter_rotation_deg > 0:
@@ -246,7 +324,7 @@ def simulate_tracking(
             for dev in (1, 2):
                 if float(torch.rand(1, generator=generator)) >= config.drop_hand:
                     continue
-                n = int(torch.randint(4, config.drop_max_frames + 1, (1,), generator=generator))
+                n = int(torch.randint(config.drop_min_frames, config.drop_max_frames + 1, (1,), generator=generator))
                 a = int(torch.randint(0, max(1, f - n), (1,), generator=generator))
                 hold = max(a - 1, 0)  # a lost controller: the reader holds the last good pose
                 r[i, a : a + n, dev] = r[i, hold, dev]

@@ -449,15 +449,16 @@ def _train(
         offset = 0
         if pairs:  # pairs of overlapping windows first, then single windows
             offset = int(rng.integers(1, window))
-            sampled = windows.sample(pairs, rng, length=window + offset)
+            sampled = windows.sample(pairs, rng, length=window + offset, time_warp=aug_cfg.time_warp)
             local, root, rest = (t.to(device, non_blocking=True) for t in sampled)
             batch = Batch.cat(*make_overlapping_batches(local, root, rest, window, offset, aug_cfg, gen))
             if config.batch_size > 2 * pairs:
-                single = windows.sample(config.batch_size - 2 * pairs, rng)
+                single = windows.sample(config.batch_size - 2 * pairs, rng, time_warp=aug_cfg.time_warp)
                 local, root, rest = (t.to(device, non_blocking=True) for t in single)
                 batch = Batch.cat(batch, make_batch(local, root, rest, aug_cfg, gen))
         else:
-            local, root, rest = (t.to(device, non_blocking=True) for t in windows.sample(config.batch_size, rng))
+            sampled = windows.sample(config.batch_size, rng, time_warp=aug_cfg.time_warp)
+            local, root, rest = (t.to(device, non_blocking=True) for t in sampled)
             batch = make_batch(local, root, rest, aug_cfg, gen)
         if opt is None:
             assert isinstance(model, MeanPose)
