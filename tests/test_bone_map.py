@@ -37,6 +37,7 @@ from kinest_core.postprocess.bone_map import (
         ("J_Bip_L_UpperArm", "L", "upperarm", 0),
         ("spine.003", "", "spine", 3),
         ("upperarm.l", "L", "upperarm", 0),
+        ("DEF-thumb.01.L.001", "L", "thumb", 1),  # two trailing numbers (a generated Rigify rig's fingers)
     ],
 )
 def test_names_reduce_to_side_key_and_number(name: str, side: str, key: str, number: int) -> None:
@@ -115,8 +116,10 @@ def test_generated_rigify_names_pick_fk_controls() -> None:
     )
     bm = map_skeleton(skel)
     assert bm.joints["pelvis"] == "torso"
-    assert bm.joints["spine1"] == "spine_fk.001" and bm.joints["spine3"] == "spine_fk.003"
-    assert bm.shared == {"spine_fk": "pelvis"}
+    # spine_fk.001 and spine_fk hang below the torso's pivot and carry the legs: they turn with the pelvis
+    assert bm.joints["spine1"] == "spine_fk.002" and bm.joints["spine3"] == "spine_fk.003"
+    assert "spine2" not in bm.joints
+    assert bm.shared == {"spine_fk.001": "pelvis", "spine_fk": "pelvis"}
     for s, side in (("L", "left"), ("R", "right")):
         assert bm.joints[f"{side}_shoulder"] == f"upper_arm_fk.{s}"
         assert bm.joints[f"{side}_elbow"] == f"forearm_fk.{s}"

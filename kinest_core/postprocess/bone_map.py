@@ -113,8 +113,9 @@ def parse_name(name: str) -> NameInfo:
         else:
             rest.append(w)
     number = 0
-    while rest and rest[-1].isdigit():
-        number = int(rest.pop()) if not number else number
+    while rest and rest[-1].isdigit():  # "thumb.01.L.001": the last number counts, all are dropped
+        digits = rest.pop()
+        number = number or int(digits)
     skip = layer == "MCH" or any(w in _SKIP_WORDS for w in rest)
     control = "fk" in rest
     key = "".join(w for w in rest if w not in _NEUTRAL_WORDS and not w.isdigit())
@@ -254,7 +255,7 @@ def map_skeleton(skeleton: TargetSkeleton, hints: dict[str, str] | None = None) 
     rigify = geo.rigify_controls(skeleton)
     if rigify:
         for j, bone in rigify.items():
-            if j == "spine_fk":
+            if j.startswith("pelvis+"):
                 bm.shared[skeleton.names[bone]] = "pelvis"
             elif j not in chosen or bm.how.get(j) != "user":
                 chosen[j] = bone

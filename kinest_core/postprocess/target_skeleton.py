@@ -155,20 +155,28 @@ def fix_sides(skel: TargetSkeleton, chosen: dict[str, int], notes: list[str]) ->
 
 
 def rigify_controls(skel: TargetSkeleton) -> dict[str, int]:
-    """A generated Rigify rig's trunk controls (torso, FK spine, neck, head), or {} for other rigs."""
+    """A generated Rigify rig's trunk controls, or {} for other rigs.
+
+    ``torso`` plays the pelvis; the FK spine controls the legs hang below (``spine_fk``,
+    ``spine_fk.001``: the hips side of the torso's pivot) share its rotation (keys
+    ``pelvis+NAME``); the others, from the pivot up, are spine1 .. spine3 (spine2 only with
+    three or more of them); then ``neck`` and ``head``.
+    """
     names = set(skel.names)
     if not {"torso", "spine_fk.001", "upper_arm_fk.L", "thigh_fk.L"} <= names:
         return {}
-    want = {
-        "pelvis": "torso",
-        "spine_fk": "spine_fk",
-        "spine1": "spine_fk.001",
-        "spine2": "spine_fk.002",
-        "spine3": "spine_fk.003",
-        "neck": "neck",
-        "head": "head",
-    }
-    return {j: skel.index(b) for j, b in want.items() if b in names}
+    legs = set(skel.ancestors(skel.index("thigh_fk.L")))
+    fk = [i for i, n in enumerate(skel.names) if n == "spine_fk" or n.startswith("spine_fk.")]
+    lower = [i for i in fk if i in legs]
+    upper = sorted((i for i in fk if i not in legs), key=lambda i: len(skel.ancestors(i)))
+    out = {"pelvis": skel.index("torso")}
+    out.update({f"pelvis+{skel.names[i]}": i for i in lower})
+    if upper:
+        out["spine1"], out["spine3"] = upper[0], upper[-1]
+        if len(upper) >= 3:
+            out["spine2"] = upper[len(upper) // 2]
+    out.update({j: skel.index(j) for j in ("neck", "head") if j in names})
+    return out
 
 
 def limb_from_path(skel: TargetSkeleton, path: list[int], roles: tuple[str, ...]) -> dict[str, int]:
