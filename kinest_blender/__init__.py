@@ -13,7 +13,19 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-_MODULE_NAMES = ("prefs", "props", "import_op", "reconstruct_op", "jitter_view", "smooth_op", "export", "ui")
+_MODULE_NAMES = (
+    "prefs",
+    "props",
+    "import_op",
+    "reconstruct_op",
+    "jitter_view",
+    "smooth_op",
+    "export",
+    "retarget_op",
+    "ui",
+    "feet_op",
+    "retarget_ui",
+)
 
 
 def _modules() -> list[ModuleType]:
