@@ -73,9 +73,24 @@ FBX_COMMON: dict[str, Any] = {
 }
 
 
-def export_fbx(context: bpy.types.Context, obj: bpy.types.Object, filepath: str, preset: str) -> None:
-    """Write the armature and only its action as FBX with an engine preset (main thread)."""
+def skinned_meshes(obj: bpy.types.Object) -> list[bpy.types.Object]:
+    """The meshes an armature deforms: its mesh children and meshes with an Armature modifier on it."""
+    out = [c for c in obj.children_recursive if c.type == "MESH"]
+    for o in bpy.data.objects:
+        if o.type == "MESH" and o not in out and any(m.type == "ARMATURE" and m.object == obj for m in o.modifiers):
+            out.append(o)
+    return out
+
+
+def export_fbx(
+    context: bpy.types.Context, obj: bpy.types.Object, filepath: str, preset: str, meshes: bool = False
+) -> None:
+    """Write the armature (with ``meshes``, also the meshes it deforms) and only its action as FBX
+    with an engine preset (main thread)."""
     opts = {**FBX_COMMON, **FBX_PRESETS[preset]}
+    extra = [m for m in skinned_meshes(obj) if m.name in context.view_layer.objects] if meshes else []
+    if extra:
+        opts["object_types"] = {"ARMATURE", "MESH"}
     action = obj.animation_data.action if obj.animation_data else None
     if action is not None:
         # The exporter bakes the scene range: match it to this take's keys.
@@ -94,14 +109,17 @@ def export_fbx(context: bpy.types.Context, obj: bpy.types.Object, filepath: str,
         for o in keep_sel:
             o.select_set(False)
         obj.select_set(True)
+        for m in extra:
+            m.select_set(True)
         context.view_layer.objects.active = obj
-        with context.temp_override(active_object=obj, selected_objects=[obj]):
+        with context.temp_override(active_object=obj, selected_objects=[obj, *extra]):
             result = bpy.ops.export_scene.fbx(filepath=filepath, **opts)
         if "FINISHED" not in result:
             raise RuntimeError(f"Blender's FBX exporter did not write {filepath}")
     finally:
         scene.name = keep_scene_name
-        obj.select_set(False)
+        for o in (obj, *extra):
+            o.select_set(False)
         for o in keep_sel:
             o.select_set(True)
         context.view_layer.objects.active = keep_active
@@ -127,22 +145,34 @@ class KINEST_OT_export_fbx(bpy.types.Operator, ExportHelper):
     filename_ext = ".fbx"
     filter_glob: StringProperty(default="*.fbx", options={"HIDDEN"})
     preset: EnumProperty(name="Preset", items=FBX_PRESET_ITEMS, default="UNITY")
+    target: StringProperty(
+        name="Armature",
+        default="",
+        description="A character's armature to export with the meshes it deforms (empty: the KineST take)",
+    )
+
+    def _armature(self, context: bpy.types.Context) -> bpy.types.Object | None:
+        if self.target:
+            obj = bpy.data.objects.get(self.target)
+            return obj if obj is not None and obj.type == "ARMATURE" else None
+        return takes.current_armature(context)
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        obj = takes.current_armature(context)
+        obj = self._armature(context)
         if obj is not None and not self.filepath:
             self.filepath = f"{obj.name}_{self.preset.lower()}.fbx"
         return super().invoke(context, event)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        obj = takes.current_armature(context)
+        obj = self._armature(context)
         if obj is None:
-            self.report({"ERROR"}, "No KineST armature to export: press Reconstruct first")
+            what = f"No armature {self.target!r}" if self.target else "No KineST armature"
+            self.report({"ERROR"}, f"{what} to export: press Reconstruct first or pick an armature")
             return {"CANCELLED"}
         path = bpy.path.abspath(self.filepath)
         try:
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-            export_fbx(context, obj, path, self.preset)
+            export_fbx(context, obj, path, self.preset, meshes=bool(self.target))
         except (OSError, RuntimeError) as exc:
             self.report({"ERROR"}, f"FBX export failed: {exc}")
             return {"CANCELLED"}
