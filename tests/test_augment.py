@@ -20,6 +20,7 @@ from kinest_core.training.mocap import convert_bvh
 from kinest_core.training.trainer import TrainConfig, train
 
 FIX = Path(__file__).parent / "fixtures" / "mocap"
+REPO = Path(__file__).resolve().parents[1]
 FAMILIES = ("generic", "quest", "vive", "index")
 OFF = kd.AugmentConfig.none().to_dict()
 
@@ -238,3 +239,18 @@ def test_training_with_every_real_device_augmentation(motions: list, tmp_path: P
 def _last_loss(lines: list[str]) -> float:
     loss_lines = [line for line in lines if " loss " in line]
     return float(loss_lines[-1].split(" loss ")[1].split()[0])
+
+
+def test_every_shipped_config_names_known_augmentation_keys() -> None:
+    """``AugmentConfig.from_dict`` ignores keys it does not know: a misspelt key in a config would train
+    without the augmentation it names, so the shipped configs are checked here."""
+    paths = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.json"))
+    assert any(p.name == "kinest_gpu_realdevice.json" for p in paths)
+    for path in paths:
+        aug = TrainConfig.load(str(path)).augment
+        unknown = set(aug) - set(kd.AugmentConfig.__dataclass_fields__)
+        assert not unknown, f"{path.name}: unknown augment keys {unknown}"
+        kd.AugmentConfig.from_dict(aug)  # ranges checked
+    real = kd.AugmentConfig.from_dict(TrainConfig.load(str(REPO / "configs" / "kinest_gpu_realdevice.json")).augment)
+    assert real.device_families and real.time_warp > 0 and real.bone_length_std > 0 and real.headset_offset_m > 0
+    assert TrainConfig.load(str(REPO / "configs" / "kinest_gpu_realdevice.json")).val_split
