@@ -12,6 +12,7 @@ of it at once.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 import bpy
 import numpy as np
 
-from . import armature, jitter_view, keys, takes
+from . import armature, contacts, jitter_view, keys, takes
 from .body import ensure_body
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ class BakePlan:
     root_translation: NDArray[np.float64]
     joint_positions: NDArray[np.float64]
     jitter: JitterSummary | None = None
+    contacts: NDArray[np.bool_] | None = None  # (frames, 2): keyed last, as each foot bone's kinest_contact
+    planted: str = ""  # the planting options of a planted motion (JSON), stored on the armature
     _bone: tuple[int, NDArray[np.float64]] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -72,7 +75,8 @@ class BakePlan:
         return np.arange(self.frame_start, self.frame_start + self.num_frames, dtype=np.float32)
 
     def curve_values(self, k: int) -> NDArray[np.float32]:
-        """The values (frames,) of F-curve ``k``: root location, then w, x, y, z per bone, then jitter per bone.
+        """The values (frames,) of F-curve ``k``: root location, then w, x, y, z per bone, then jitter per
+        bone, then the two feet's contacts (0/1).
 
         A bone's four rotation curves share one computation (kept until another bone's is asked for).
         """
@@ -84,6 +88,8 @@ class BakePlan:
             if self._bone is None or self._bone[0] != j:
                 self._bone = (j, keys.bone_quaternions(self.local_rotations[:, j : j + 1], self.rest[j : j + 1])[:, 0])
             values = self._bone[1][:, i]
+        elif self.contacts is not None and len(self.curves) - 2 <= k < len(self.curves):
+            values = self.contacts[:, k - len(self.curves) + 2].astype(np.float64)
         elif self.jitter is not None and k < len(self.curves):
             values = self.jitter.per_frame_joint[:, k - 3 - 4 * bones]
         else:
@@ -114,6 +120,9 @@ def plan_bake(
     summary = jitter_summary(motion.joint_positions, motion.fps) if jitter else None
     if summary is not None:
         curves += [(takes.jitter_path(nm), 0, nm) for nm in names]
+    if motion.contacts is not None:
+        curves += contacts.contact_curves(names)
+    planted = motion.info.get("plant_feet")
     return BakePlan(
         take=take,
         bone_names=bone_names,
@@ -126,6 +135,8 @@ def plan_bake(
         root_translation=np.asarray(motion.root_translation, dtype=np.float64),
         joint_positions=np.asarray(motion.joint_positions, dtype=np.float64),
         jitter=summary,
+        contacts=None if motion.contacts is None else np.asarray(motion.contacts, dtype=bool),
+        planted=json.dumps(planted) if isinstance(planted, dict) else "",
     )
 
 
@@ -243,6 +254,14 @@ class BakeJob:
         else:
             for key in [k for k in obj.keys() if k.startswith(takes.JITTER_PROP)]:
                 del obj[key]
+        if plan.contacts is not None:
+            contacts.prepare_bones(obj, names)
+            contacts.deselect_keys(obj)
+            contacts.update_markers(context.scene, plan.contacts, plan.frame_start)
+        if plan.planted:
+            obj[contacts.PLANTED_PROP] = plan.planted
+        elif contacts.PLANTED_PROP in obj:
+            del obj[contacts.PLANTED_PROP]
         if self.body:
             _build_body(context, obj, plan, self.smpl_model)
         takes.set_scene_timing(context.scene, plan.fps, plan.frame_start, n)

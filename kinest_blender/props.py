@@ -84,6 +84,18 @@ class KinestSettings(bpy.types.PropertyGroup):
         description="Bend the arms so the wrists land exactly on the tracked controllers "
         "(off: keep the network's arms as predicted)",
     )
+    plant_feet: BoolProperty(
+        name="Plant Feet",
+        default=True,
+        description="Lock each foot where it stands while it is in contact and keep the feet above the floor "
+        "(off: keep the network's legs as predicted; the contacts are keyed either way)",
+    )
+    float32: BoolProperty(
+        name="Float32 Network",
+        default=False,
+        description="Run the network in float32 (off: bfloat16 on CPUs that compute it natively, about 1.4x faster "
+        "with the same accuracy; float32 elsewhere)",
+    )
     head_offset: FloatVectorProperty(
         name="Head Offset",
         size=3,

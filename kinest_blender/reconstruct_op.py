@@ -98,6 +98,8 @@ def start_job(context: bpy.types.Context, compute: Callable[..., Motion] | None 
             leave_core_free=not bpy.app.background and not settings.threads,
             extra={
                 "pin_hands": settings.pin_hands,
+                "plant_feet": settings.plant_feet,
+                "precision": "float32" if settings.float32 else "auto",
                 **({"stride": settings.stride} if settings.mode == "online" else {}),
             },
         )

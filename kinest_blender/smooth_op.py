@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import json
+
 import bpy
 
-from . import import_op, jitter_view, takes
+from . import contacts, import_op, jitter_view, takes
 from .armature import motion_from_armature
 from .bake import bake_motion
 
@@ -29,6 +31,10 @@ def smooth_take(context: bpy.types.Context, obj: bpy.types.Object) -> str:
     from kinest_core.postprocess.smoothing import smooth_motion
 
     motion = motion_from_armature(obj)
+    motion.contacts = contacts.read_contacts(obj)  # kept through the re-bake; a planted take is planted again
+    planted = obj.get(contacts.PLANTED_PROP)
+    if planted and motion.contacts is not None:
+        motion.info["plant_feet"] = json.loads(str(planted))
     result = smooth_motion(motion, smoothing_options(context.scene.kinest))
     take = str(obj.get(takes.TAKE_PROP))
     body_obj = next((o for o in bpy.data.objects if o.get(takes.ROLE_PROP) == "body" and o.parent == obj), None)

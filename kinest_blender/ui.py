@@ -51,6 +51,8 @@ class KINEST_PT_main(bpy.types.Panel):
             col.prop(settings, "stride")
         col.prop(settings, "body_height")
         col.prop(settings, "pin_hands")
+        col.prop(settings, "plant_feet")
+        col.prop(settings, "float32")
         col.prop(settings, "bone_names")
         sub = layout.column(heading="Calibration")
         sub.use_property_split = True
