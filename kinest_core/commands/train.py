@@ -13,7 +13,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train a model on full-body motion (BVH folders or a converted cache)",
-        description="Train KineST or a baseline. --data takes folders of .npz motions (kinest_core.training.mocap cache) "
+        description="Train KineST or a baseline. --data takes folders of .npz motions (kinest_core.training.mocap_library cache) "
         "or of BVH files (converted once into OUT/cache).",
     )
     p.add_argument("--data", nargs="+", required=True, help="training data: cache folders, BVH folders or files")
@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--hold-out",
         nargs="+",
         metavar="SUBJECT",
-        help="move these subjects (e.g. cmu_daz:14 accad:Male2; see kinest_core.training.mocap.subject_key) from --data to validation, "
+        help="move these subjects (e.g. cmu_daz:14 accad:Male2; see kinest_core.training.mocap_library.subject_key) from --data to validation, "
         "so model selection never looks at the test split",
     )
     p.add_argument(
@@ -66,7 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def load_data(paths: list[str], cache_root: str) -> list[Any]:
     """Motions from cache folders (.npz) or BVH folders/files (converted into ``cache_root`` once)."""
-    from kinest_core.training.mocap import convert_folder, list_bvh, load_motions
+    from kinest_core.training.mocap_library import convert_folder, list_bvh, load_motions
 
     motions = []
     for p in paths:
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     data = load_data(args.data, cache)
     val = load_data(args.val, cache) if args.val else None
     if args.hold_out:
-        from kinest_core.training.mocap import subject_key
+        from kinest_core.training.mocap_library import subject_key
 
         held = set(args.hold_out)
         keys = [subject_key(str(m.info.get("source", ""))) for m in data]
