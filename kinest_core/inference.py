@@ -34,6 +34,7 @@ from kinest_core.features import canonicalize_positions, tracking_features
 from kinest_core.hardware import resolve_device
 from kinest_core.model import KineST, default_checkpoint_path, load_checkpoint
 from kinest_core.postprocess.hand_pinning import pin_wrists, tracking_weights
+from kinest_core.precision import inference_precision, inference_view, resolve_precision
 from kinest_core.skeleton import HEAD, NUM_JOINTS, Skeleton, forward_kinematics
 from kinest_core.types import Motion, TrackingSequence
 
@@ -66,6 +67,10 @@ class InferenceStats:
 #: (about 24 ms a window; 16: about 28, 64: about 50) and hold 30-80 MB of activations (16: 250 MB).
 CPU_BATCH = 4
 GPU_BATCH = 16
+#: Offline mode: frames two neighbouring windows share (window 96: a new window every 72 frames).
+#: On the mocap validation subjects (hands pinned) 24 costs 0.008 cm of MPJPE against 32 and runs
+#: 11 % fewer windows; 16 cost 0.044 cm (``docs/benchmarks.md``).
+OFFLINE_OVERLAP = 24
 
 _MODEL_CACHE: dict[tuple[str, str], tuple[KineST, dict[str, Any]]] = {}
 
@@ -85,7 +90,9 @@ def load_model(checkpoint: str | os.PathLike[str] | None = None, device: str = "
     return _MODEL_CACHE[key]
 
 
-def window_starts(num_frames: int, window: int, mode: str, overlap: int = 32, stride: int = 1) -> list[int]:
+def window_starts(
+    num_frames: int, window: int, mode: str, overlap: int = OFFLINE_OVERLAP, stride: int = 1
+) -> list[int]:
     """Start frames of the windows each mode runs (``num_frames >= window``)."""
     last = num_frames - window
     if mode == "protocol":
@@ -126,10 +133,11 @@ def reconstruct(
     num_threads: int | None = None,
     leave_core_free: bool = False,
     batch_size: int | None = None,
-    overlap: int = 32,
+    overlap: int = OFFLINE_OVERLAP,
     stride: int = 1,
     stats: InferenceStats | None = None,
     pin_hands: bool = True,
+    precision: str = "auto",
 ) -> Motion:
     """Reconstruct full-body motion from head and wrist joint tracking (60 fps, Z-up metres).
 
@@ -141,6 +149,8 @@ def reconstruct(
     Memory grows with the length of the take only through its own arrays (about 1.3 kB per
     frame), never with the number of windows. ``pin_hands``: bend the arms so the wrists land on
     the tracked wrists (:func:`kinest_core.postprocess.hand_pinning.pin_wrists`), fading out where a hand's tracking is lost.
+    ``precision``: the network's number format (:mod:`kinest_core.precision`): ``auto`` runs it under
+    bf16 autocast on CPUs with native bf16 and in float32 elsewhere; ``float32`` always in float32.
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
@@ -148,6 +158,7 @@ def reconstruct(
     if n < 1:
         raise ValueError("the tracking sequence has no frames")
     dev = resolve_device(device)
+    prec, _ = resolve_precision(precision, dev)
     if model is None or isinstance(model, (str, os.PathLike)):
         net, meta = load_model(model, device=str(dev))
     else:
@@ -170,7 +181,20 @@ def reconstruct(
         torch.set_num_threads(threads_used)
     t0 = time.perf_counter()
     try:
-        quats = _predict(net, tracking, mode, dev, window, progress, cancel, batch_size, overlap, stride, stats)
+        with inference_precision(prec, dev):
+            quats = _predict(
+                inference_view(net, prec),
+                tracking,
+                mode,
+                dev,
+                window,
+                progress,
+                cancel,
+                batch_size,
+                overlap,
+                stride,
+                stats,
+            )
     finally:
         if dev.type == "cpu":
             torch.set_num_threads(threads_before)
@@ -191,10 +215,12 @@ def reconstruct(
         "body_height_m": skeleton.height,
         "checkpoint": meta.get("name") or meta.get("checkpoint"),
         "pin_hands": pin_hands,
+        "precision": prec,
     }
     if stats is not None:
         stats.device, stats.frames, stats.seconds = str(dev), n, seconds
         stats.threads = threads_used or 0
+        stats.extra["precision"] = prec
     return Motion(
         local_rotations=quats,
         root_translation=root_translation,

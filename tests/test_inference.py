@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from kinest_core.bench import synthetic_tracking
-from kinest_core.inference import Cancelled, CancelToken, InferenceStats, reconstruct, window_starts
+from kinest_core.inference import OFFLINE_OVERLAP, Cancelled, CancelToken, InferenceStats, reconstruct, window_starts
 from kinest_core.model import KineST, KineSTConfig, load_checkpoint, save_checkpoint
 from kinest_core.skeleton import HEAD, PARENTS, Skeleton
 from kinest_core.types import Motion, TrackingSequence
@@ -197,7 +197,7 @@ def test_bad_tracking_npz_is_refused_clearly(tmp_path) -> None:
 # -- hour-long takes: windows in batches, blended as they come, post-processing in chunks ------------
 
 
-def _reference_offline(net: torch.nn.Module, tracking: TrackingSequence, overlap: int = 32) -> Motion:
+def _reference_offline(net: torch.nn.Module, tracking: TrackingSequence, overlap: int = OFFLINE_OVERLAP) -> Motion:
     """Offline mode the plain way: every window's prediction held at once, blended, then one pass of
     forward kinematics over the whole take (what ``reconstruct`` does in batches and chunks)."""
     from kinest_core import rotations as rot
@@ -256,7 +256,9 @@ def test_chunked_offline_equals_unchunked(calm_model: KineST, monkeypatch: pytes
     tracking = synthetic_tracking(1000)
     ref = _reference_offline(calm_model, tracking)
     monkeypatch.setattr(inference, "POST_CHUNK_FRAMES", 97)  # chunk edges inside windows and overlaps
-    got = reconstruct(tracking, model=calm_model, device="cpu", batch_size=4, body_height=1.75, pin_hands=False)
+    got = reconstruct(
+        tracking, model=calm_model, device="cpu", batch_size=4, body_height=1.75, pin_hands=False, precision="float32"
+    )
     np.testing.assert_allclose(got.local_rotations, ref.local_rotations, atol=1e-5)
     np.testing.assert_allclose(got.joint_positions, ref.joint_positions, atol=1e-5)
     np.testing.assert_allclose(got.root_translation, ref.root_translation, atol=1e-5)
