@@ -61,6 +61,7 @@ RECONSTRUCT_OPTIONS = (
     "overlap",
     "stride",
     "pin_hands",
+    "precision",
 )
 
 
@@ -162,6 +163,9 @@ def read_request(path: str | os.PathLike[str]) -> tuple[TrackingSequence, dict[s
     return tracking, options
 
 
+#: ``precision`` values: :data:`kinest_core.precision.PRECISIONS`, repeated here so that this module
+#: (imported by the Blender extension) does not import torch; a test keeps the two equal.
+PRECISIONS = ("auto", "float32", "bfloat16")
 #: Accepted types of each option (``None`` is always accepted and means the default).
 OPTION_TYPES: dict[str, tuple[type, ...]] = {
     "protocol": (int,),
@@ -176,6 +180,7 @@ OPTION_TYPES: dict[str, tuple[type, ...]] = {
     "stride": (int,),
     "pin_hands": (bool,),
     "plant_feet": (bool,),
+    "precision": (str,),
     "debug": (dict,),
 }
 
@@ -193,6 +198,8 @@ def check_options(options: dict[str, Any]) -> None:
             raise BadRequest(f"option {key!r} is {options[key]}; it must be 1-4096")
     if options.get("overlap") is not None and not 0 <= options["overlap"] <= 4096:
         raise BadRequest(f"option 'overlap' is {options['overlap']}; it must be 0-4096")
+    if options.get("precision") is not None and options["precision"] not in PRECISIONS:
+        raise BadRequest(f"option 'precision' is {options['precision']!r}; use one of {', '.join(PRECISIONS)}")
     if options.get("body_height") is not None and not (
         np.isfinite(options["body_height"]) and 0.5 <= options["body_height"] <= 3.0
     ):

@@ -37,6 +37,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_false",
         help="keep the network's arms as predicted (default: bend them so the wrists land on the tracked wrists)",
     )
+    p.add_argument(
+        "--float32",
+        dest="precision",
+        action="store_const",
+        const="float32",
+        default="auto",
+        help="run the network in float32 (default: bf16 on CPUs with native bf16, about 1.4x faster, same accuracy)",
+    )
     p.add_argument("--quiet", action="store_true", help="print nothing but errors (no warnings, progress or summary)")
     add_reader_options(p)
     p.set_defaults(run=run)
@@ -71,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         num_threads=args.threads,
         stride=args.stride,
         pin_hands=args.pin_hands,
+        precision=args.precision,
         progress=progress,
         stats=stats,
     )
