@@ -83,18 +83,34 @@ def synthetic_tracking(frames: int, seed: int = 0, noise: float = 0.002) -> Trac
     return TrackingSequence(t, mats[0], mats[1], mats[2], np.ones((frames, 3), dtype=bool))
 
 
-def bench_inference(model: KineST, frames: int = 1800, online_stride: int = 8, repeats: int = 2) -> dict[str, float]:
-    """Offline and online throughput on a synthetic take, and ms per window at batch 1."""
+def bench_inference(model: KineST, frames: int = 1800, online_stride: int = 8, repeats: int = 2) -> dict[str, Any]:
+    """Offline and online throughput on a synthetic take as users run it (default precision, hand
+    pinning and foot planting on), offline also in float32, and ms per window at batch 1.
+
+    ``offline_realtime`` is the default (:mod:`kinest_core.precision`: bf16 where the CPU has it);
+    ``offline_realtime_float32`` the same call with ``precision="float32"``, the two taking turns
+    round by round (wall time, median over rounds); ``offline_speedup_vs_float32`` is the median of
+    the per-round ratios, the figure to trust on a busy machine.
+    """
     tracking = synthetic_tracking(frames)
-    out: dict[str, float] = {}
-    for mode, stride in (("offline", 1), ("online", online_stride)):
-        stats = InferenceStats()
-        sec = best_time(
-            lambda: reconstruct(tracking, model=model, mode=mode, device="cpu", stats=stats, stride=stride),  # noqa: B023
-            repeats,
-        )
-        out[f"{mode}_fps"] = frames / sec
-        out[f"{mode}_realtime"] = frames / sec / 60.0
+    out: dict[str, Any] = {}
+    stats = InferenceStats()
+    offline: dict[str, Callable[[], Any]] = {
+        prec: partial(reconstruct, tracking, model=model, mode="offline", device="cpu", stats=stats, precision=prec)
+        for prec in ("auto", "float32")
+    }
+    times = interleaved_times(offline, rounds=max(3, repeats + 1), clock=time.perf_counter)
+    for prec, key in (("auto", "offline"), ("float32", "offline_float32")):
+        sec = statistics.median(times[prec])
+        out[f"{key}_fps"] = frames / sec
+        out[f"{key}_realtime"] = frames / sec / 60.0
+    out["offline_speedup_vs_float32"] = median_ratio(times["float32"], times["auto"])
+    out["offline_precision"] = reconstruct(tracking, model=model, device="cpu").info["precision"]
+    sec = best_time(
+        lambda: reconstruct(tracking, model=model, mode="online", device="cpu", stride=online_stride), repeats
+    )
+    out["online_fps"] = frames / sec
+    out["online_realtime"] = frames / sec / 60.0
     out["online_stride"] = float(online_stride)
     x = torch.randn(1, model.config.window, model.config.input_dim)
     with torch.inference_mode():

@@ -40,7 +40,14 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
-    print(f"offline: {res['offline_fps']:.0f} frames/s ({res['offline_realtime']:.1f}x real time at 60 fps)")
+    print(
+        f"offline ({res['offline_precision']}): {res['offline_fps']:.0f} frames/s "
+        f"({res['offline_realtime']:.1f}x real time at 60 fps)"
+    )
+    print(
+        f"offline (float32): {res['offline_float32_fps']:.0f} frames/s ({res['offline_float32_realtime']:.1f}x); "
+        f"default vs float32: {res['offline_speedup_vs_float32']:.2f}x"
+    )
     print(
         f"online (stride {res['online_stride']:.0f}): {res['online_fps']:.0f} frames/s ({res['online_realtime']:.1f}x real time)"
     )
