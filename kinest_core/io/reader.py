@@ -457,6 +457,43 @@ def read_tracking(
     """
     p = os.fspath(path)
     _check_options(format, convention, units, quat_order, columns, calibration, resample_fps, time_units)
+    # Broken files hold inf, NaN and zero steps that the checks below report; numpy's own
+    # floating-point warnings about them would only add lines to the one message the user gets.
+    with np.errstate(all="ignore"):
+        return _read_tracking(
+            p,
+            format,
+            convention,
+            units,
+            quat_order,
+            columns,
+            calibration,
+            resample_fps,
+            time_units,
+            euler_order,
+            input_fps,
+            max_gap_s,
+            floor,
+            recenter,
+        )
+
+
+def _read_tracking(
+    p: str,
+    format: str | None,
+    convention: str | Convention | None,
+    units: str | None,
+    quat_order: str | None,
+    columns: dict[str, str] | None,
+    calibration: Calibration | str | None,
+    resample_fps: float | None,
+    time_units: str | None,
+    euler_order: str,
+    input_fps: float | None,
+    max_gap_s: float,
+    floor: str | float,
+    recenter: bool,
+) -> TrackingSequence:
     try:
         fmt = detect_format(p, format)
         if fmt == "npz":  # already KineST joints in its world: metres, never shifted
