@@ -265,7 +265,18 @@ def _error_text(exc: BaseException) -> str:
         return f"{text}. Choose the CPU device in the KineST panel"
     if isinstance(exc, FileNotFoundError):
         return f"{text}. Set the Model field in the KineST panel to a KineST .safetensors checkpoint"
-    return f"Reconstruction failed ({name}): {text}"
+    try:
+        from kinest_core import errors as core_errors
+    except ImportError:
+        return f"Reconstruction failed ({name}): {text}"
+    if isinstance(exc, core_errors.CheckpointError):  # one line naming the file and the fix
+        return f"Model (KineST panel): {text}"
+    if isinstance(exc, core_errors.KinestError):
+        return f"Reconstruction failed: {text}"
+    if isinstance(exc, (ValueError, OSError)):
+        return f"Reconstruction failed ({name}): {text}"
+    line = core_errors.unexpected_message(exc, "reconstructing")
+    return line[:1].upper() + line[1:]
 
 
 #: Jobs alive in this session (cancelled as a group when another file loads).
