@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 from kinest_core import rotations as rot
 from kinest_core import rotations_torch as trot
 from kinest_core.cancel import Cancelled, CancelToken
+from kinest_core.checks import check_motion, check_tracking
 from kinest_core.features import canonicalize_positions, tracking_features
 from kinest_core.hardware import resolve_device
 from kinest_core.model import KineST, default_checkpoint_path, load_checkpoint
@@ -154,9 +155,10 @@ def reconstruct(
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+    check_tracking(tracking)  # shapes, NaN, times and fps: a TrackingFileError naming the source
     n = tracking.num_frames
-    if n < 1:
-        raise ValueError("the tracking sequence has no frames")
+    if body_height is not None and not (np.isfinite(body_height) and 0.5 <= body_height <= 3.0):
+        raise ValueError(f"body height {body_height} m is not a person's height; give 0.5-3.0 m")
     dev = resolve_device(device)
     prec, _ = resolve_precision(precision, dev)
     if model is None or isinstance(model, (str, os.PathLike)):
@@ -221,7 +223,7 @@ def reconstruct(
         stats.device, stats.frames, stats.seconds = str(dev), n, seconds
         stats.threads = threads_used or 0
         stats.extra["precision"] = prec
-    return Motion(
+    motion = Motion(
         local_rotations=quats,
         root_translation=root_translation,
         joint_positions=joint_positions,
@@ -229,6 +231,8 @@ def reconstruct(
         fps=tracking.fps,
         info=info,
     )
+    check_motion(motion)  # NaN or inf anywhere: a ReconstructionError, never a result
+    return motion
 
 
 def _predict(

@@ -324,7 +324,7 @@ def _train(
     best = math.inf
     state_path = out / "train_state.pt"
     if resume and state_path.exists():
-        st = torch.load(state_path, map_location="cpu", weights_only=False)
+        st = torch.load(state_path, map_location="cpu", weights_only=True)  # tensors and plain values only: no code
         model.load_state_dict(st["model"])
         if opt is not None and st.get("optimizer"):
             opt.load_state_dict(st["optimizer"])
