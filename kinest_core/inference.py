@@ -34,6 +34,8 @@ from kinest_core.checks import check_motion, check_tracking
 from kinest_core.features import canonicalize_positions, tracking_features
 from kinest_core.hardware import resolve_device
 from kinest_core.model import KineST, default_checkpoint_path, load_checkpoint
+from kinest_core.postprocess.contacts import motion_contacts
+from kinest_core.postprocess.foot_planting import plant_feet as plant
 from kinest_core.postprocess.hand_pinning import pin_wrists, tracking_weights
 from kinest_core.precision import inference_precision, inference_view, resolve_precision
 from kinest_core.skeleton import HEAD, NUM_JOINTS, Skeleton, forward_kinematics
@@ -138,6 +140,7 @@ def reconstruct(
     stride: int = 1,
     stats: InferenceStats | None = None,
     pin_hands: bool = True,
+    plant_feet: bool = True,
     precision: str = "auto",
 ) -> Motion:
     """Reconstruct full-body motion from head and wrist joint tracking (60 fps, Z-up metres).
@@ -150,6 +153,9 @@ def reconstruct(
     Memory grows with the length of the take only through its own arrays (about 1.3 kB per
     frame), never with the number of windows. ``pin_hands``: bend the arms so the wrists land on
     the tracked wrists (:func:`kinest_core.postprocess.hand_pinning.pin_wrists`), fading out where a hand's tracking is lost.
+    The motion carries foot contacts (``Motion.contacts``: the network's contact output, or read off
+    the predicted motion for checkpoints without one); ``plant_feet`` locks the feet in them and keeps
+    them above the floor (:func:`kinest_core.postprocess.foot_planting.plant_feet`, after hand pinning).
     ``precision``: the network's number format (:mod:`kinest_core.precision`): ``auto`` runs it under
     bf16 autocast on CPUs with native bf16 and in float32 elsewhere; ``float32`` always in float32.
     """
@@ -184,7 +190,7 @@ def reconstruct(
     t0 = time.perf_counter()
     try:
         with inference_precision(prec, dev):
-            quats = _predict(
+            quats, contact_probs = _predict(
                 inference_view(net, prec),
                 tracking,
                 mode,
@@ -231,6 +237,11 @@ def reconstruct(
         fps=tracking.fps,
         info=info,
     )
+    motion.contacts = motion_contacts(motion, contact_probs, meta.get("contacts"))
+    info["contacts_from"] = "network" if contact_probs is not None else "detected"
+    info["plant_feet"] = plant_feet
+    if plant_feet:
+        motion = plant(motion, cancel=cancel)
     check_motion(motion)  # NaN or inf anywhere: a ReconstructionError, never a result
     return motion
 
@@ -247,8 +258,10 @@ def _predict(
     overlap: int,
     stride: int,
     stats: InferenceStats | None,
-) -> NDArray[np.float64]:
-    """Local joint rotations (frames, 22, 4) wxyz for every tracked frame, not yet normalised.
+) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
+    """Local joint rotations (frames, 22, 4) wxyz for every tracked frame, not yet normalised, and the
+    foot-contact probabilities (frames, 2) of a network with a contact output (else None), windows
+    combined as the rotations are.
 
     Windows run ``batch_size`` at a time and go straight into one quaternion buffer of the
     sequence's length (offline: weighted sums blended across the overlaps), so memory grows
@@ -268,6 +281,9 @@ def _predict(
         stats.windows = len(starts)
 
     quats = np.zeros((total, NUM_JOINTS, 4))  # offline: weighted sums; else the chosen window's rotations
+    with_contacts = getattr(net, "contact", None) is not None
+    probs = np.zeros((total, 2)) if with_contacts else None  # offline: weighted sums, as quats
+    prob_w = np.zeros(total)
     filled = np.zeros(total, dtype=bool)  # offline: frames some window has reached
     next_unfilled = 0
     ref_quat = None
@@ -280,8 +296,10 @@ def _predict(
             [tracking_features(rots[s : s + window], canonicalize_positions(poss[s : s + window])) for s in batch]
         )
         with torch.inference_mode():
-            out = net(torch.from_numpy(feats).to(dev))
+            x = torch.from_numpy(feats).to(dev)
+            out, logits = net(x, with_contacts=True) if with_contacts else (net(x), None)
             mats = trot.sixd_to_matrix(out.reshape(len(batch), window, NUM_JOINTS, 6).double()).cpu().numpy()
+            p_batch = torch.sigmoid(logits).double().cpu().numpy() if logits is not None else None
         q_batch = rot.matrix_to_quat(mats)  # (batch, window, 22, 4), w >= 0
         for i, s in enumerate(batch):
             q = q_batch[i]
@@ -299,19 +317,28 @@ def _predict(
                     w[-overlap:] = np.maximum(w[-overlap:], 1e-3)
                 acc += q * w[:, None, None]
                 filled[s : s + window] = True
+                if probs is not None and p_batch is not None:
+                    probs[s : s + window] += p_batch[i] * w[:, None]
+                    prob_w[s : s + window] += w
             elif mode == "protocol":
                 # The re-aligned last window only fills the frames no earlier window reached.
                 first = max(s, next_unfilled)
                 quats[first : s + window] = q[first - s :]
+                if probs is not None and p_batch is not None:
+                    probs[first : s + window] = p_batch[i][first - s :]
                 next_unfilled = s + window
             else:  # online: the frames this window is the first to reach, all at its end
                 end = s + window
                 quats[next_unfilled:end] = q[next_unfilled - s :]
+                if probs is not None and p_batch is not None:
+                    probs[next_unfilled:end] = p_batch[i][next_unfilled - s :]
                 next_unfilled = end
         done = batch[-1] + window - pad
         if progress is not None:
             progress(max(0, min(done, n)), n)
-    return quats[pad:]
+    if probs is not None and mode == "offline":
+        probs /= np.maximum(prob_w, 1e-12)[:, None]
+    return quats[pad:], (probs[pad:] if probs is not None else None)
 
 
 #: Frames per step of the work after the network (normalising, signs, forward kinematics):

@@ -4,6 +4,7 @@ the upper body is untouched, and edited contacts change the result."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,14 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from kinest_core import rotations as rot
+from kinest_core.cli import main
+from kinest_core.inference import reconstruct
 from kinest_core.postprocess import contacts as C
 from kinest_core.postprocess.foot_planting import LEG_CHAINS, PlantingOptions, leg_ik, plant_feet
+from kinest_core.postprocess.smoothing import SmoothingOptions, smooth_motion
 from kinest_core.skeleton import Skeleton, forward_kinematics
+from kinest_core.training.data import tracked_joints
+from kinest_core.training.evaluate import tracking_from_joints
 from kinest_core.training.mocap import convert_bvh
 from kinest_core.types import Motion
 
@@ -200,3 +206,67 @@ def test_contacts_travel_with_the_motion_file(tmp_path: Path) -> None:
     np.testing.assert_array_equal(Motion.load_npz(path).contacts, c)
     m.save_npz(path)
     assert Motion.load_npz(path).contacts is None
+
+
+def test_smoothing_a_planted_motion_keeps_the_feet_locked() -> None:
+    m = _motion()
+    c = _spans(m.num_frames)
+    planted = plant_feet(m, c, PlantingOptions(pivot_band=1e-9))
+    smoothed = smooth_motion(planted, SmoothingOptions.uniform(0.8)).motion
+    assert smoothed.info["plant_feet"]["pivot_band"] == 1e-9
+    np.testing.assert_array_equal(smoothed.contacts, c)
+    travel = C.horizontal_travel(smoothed.joint_positions[:, [7, 10]])
+    assert travel[12:60].min(axis=-1).max() < 1e-6
+    # without the planting record the filter alone lets the foot move
+    planted.info.pop("plant_feet")
+    loose = smooth_motion(planted, SmoothingOptions.uniform(0.8)).motion
+    assert C.horizontal_travel(loose.joint_positions[:, [7, 10]])[12:60].min(axis=-1).max() > 1e-4
+
+
+def test_reconstruct_plants_feet_by_default() -> None:
+    truth = convert_bvh(str(FIX / "02_01_cut.bvh"))[0]
+    tracking = tracking_from_joints(*tracked_joints(truth))
+    body = Skeleton(rest_offsets=truth.rest_offsets)
+    free = reconstruct(tracking, device="cpu", skeleton=body, plant_feet=False)
+    planted = reconstruct(tracking, device="cpu", skeleton=body)
+    assert free.contacts is not None and free.contacts.shape == (truth.num_frames, 2)
+    np.testing.assert_array_equal(planted.contacts, free.contacts)
+    assert free.info["plant_feet"] is False and planted.info["plant_feet"]["foot"] == "motion"
+    upper = [j for j in range(22) if j not in LEG_JOINTS]
+    np.testing.assert_allclose(planted.joint_positions[:, upper], free.joint_positions[:, upper], atol=1e-9)
+    slide = [C.foot_slide(m.joint_positions, truth.joint_positions)[0] for m in (free, planted)]
+    assert slide[1] < slide[0]
+    stand = C.standing_heights(body.rest_offsets)
+    assert np.all(planted.joint_positions[:, [7, 8, 10, 11], 2] >= stand[[7, 8, 10, 11]] - 1e-7)
+
+
+def test_cli_evaluate_plant_feet_and_ground_truth(capsys: pytest.CaptureFixture[str]) -> None:
+    data = str(FIX / "02_01_cut.bvh")
+    assert main(["evaluate", "--data", data, "--mode", "offline", "--pin-hands", "--json", "--device", "cpu"]) == 0
+    free = json.loads(capsys.readouterr().out)
+    cmd = ["evaluate", "--data", data, "--mode", "offline", "--pin-hands", "--plant-feet", "--json", "--device", "cpu"]
+    assert main(cmd) == 0
+    planted = json.loads(capsys.readouterr().out)
+    for key in ("foot_slide_cm", "contact_precision", "contact_recall", "contact_f1", "contact_f1_always"):
+        assert key in free and key in planted
+    assert planted["plant_feet"] is True and "floor_gap_cm_before" in planted and "floor_gap_cm_before" not in free
+    assert planted["foot_slide_cm"] < free["foot_slide_cm"]
+    assert planted["contact_precision"] == free["contact_precision"]  # the same contacts, planted or not
+    assert planted["ground_penetration_cm"] <= free["ground_penetration_cm"]
+    assert main(["evaluate", "--data", data, "--ground-truth", "--json"]) == 0
+    gt = json.loads(capsys.readouterr().out)
+    assert 0.0 < gt["foot_slide_cm"] < 1.0  # by the contact rule, under 1 cm per frame
+
+
+def test_cli_reconstruct_no_plant_feet(tmp_path: Path) -> None:
+    truth = convert_bvh(str(FIX / "02_01_cut.bvh"))[0]
+    tracking = tracking_from_joints(*tracked_joints(truth))
+    src = str(tmp_path / "take.npz")
+    tracking.save_npz(src)
+    out = [str(tmp_path / "a.npz"), str(tmp_path / "b.npz")]
+    assert main(["reconstruct", src, "-o", out[0], "--device", "cpu", "--quiet"]) == 0
+    assert main(["reconstruct", src, "-o", out[1], "--device", "cpu", "--quiet", "--no-plant-feet"]) == 0
+    planted, free = Motion.load_npz(out[0]), Motion.load_npz(out[1])
+    assert planted.contacts is not None and free.contacts is not None
+    np.testing.assert_array_equal(planted.contacts, free.contacts)
+    assert np.abs(planted.joint_positions[:, [7, 8]] - free.joint_positions[:, [7, 8]]).max() > 1e-3

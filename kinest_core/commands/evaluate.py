@@ -25,6 +25,13 @@ ROWS = (
     ("jitter_interior", "  inside windows"),
     ("foot_skate_cm", "Foot skating (cm/frame)"),
     ("ground_penetration_cm", "Ground penetration (cm)"),
+    ("foot_slide_cm", "Foot slide (cm/frame)"),
+    ("contact_precision", "Contact precision"),
+    ("contact_recall", "Contact recall"),
+    ("contact_f1", "Contact F1"),
+    ("contact_f1_always", "  F1 if always in contact"),
+    ("floor_gap_cm_before", "Floor gap, unplanted (cm)"),
+    ("floor_gap_cm", "Floor gap (cm)"),
     ("frames", "Frames"),
 )
 TRACKING_ROWS = (
@@ -35,6 +42,8 @@ TRACKING_ROWS = (
     ("jitter", "Jitter (100 m/s^3)"),
     ("foot_skate_cm", "Foot skating (cm/frame)"),
     ("ground_penetration_cm", "Ground penetration (cm)"),
+    ("floor_gap_cm_before", "Floor gap, unplanted (cm)"),
+    ("floor_gap_cm", "Floor gap (cm)"),
     ("frames", "Frames"),
 )
 
@@ -63,6 +72,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="apply the hand-pinning IK (kinest reconstruct's default) to the prediction; the paper's protocol "
         "has no such step, so it is off by default",
+    )
+    p.add_argument(
+        "--plant-feet",
+        action="store_true",
+        help="apply the foot-locking pass (kinest reconstruct's default) to the prediction, after --pin-hands; "
+        "off by default, like --pin-hands",
     )
     p.add_argument(
         "--split",
@@ -131,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
             print("kinest evaluate: --ground-truth needs --data", file=sys.stderr)
             return 1
         from kinest_core.training.evaluate import ground_truth_metrics
-        from kinest_core.training.mocap import load_motions
+        from kinest_core.training.mocap_library import load_motions
 
         gt = dict(ground_truth_metrics(_split_motions(load_motions(args.data), args.split)))
         if args.json:
@@ -139,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             print("ground truth")
             for key, label in ROWS:
-                print(f"  {label:<26} {_fmt(gt[key])}")
+                if key in gt:
+                    print(f"  {label:<26} {_fmt(gt[key])}")
         return 0
     device = torch.device(
         "cuda"
@@ -166,12 +182,13 @@ def run(args: argparse.Namespace) -> int:
             progress=say,
             pin_hands=args.pin_hands,
             body_height=body_height(args),
+            plant_feet=args.plant_feet,
             **read_options,
         )
         rows: tuple[tuple[str, str], ...] = TRACKING_ROWS
     else:
         from kinest_core.training.evaluate import evaluate_motions
-        from kinest_core.training.mocap import load_motions
+        from kinest_core.training.mocap_library import load_motions
 
         motions = _split_motions(load_motions(args.data), args.split)
         if not motions:
@@ -186,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
             progress=say if args.per_file else None,
             mode=args.mode,
             pin_hands=args.pin_hands,
+            plant_feet=args.plant_feet,
         )
         rows = ROWS
     out: dict[str, Any] = dict(res["overall"])
@@ -195,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
         out["mode"] = args.mode
         out["split"] = args.split
     out["pin_hands"] = args.pin_hands
+    out["plant_feet"] = args.plant_feet
     if args.per_file:
         out["files"] = res["files"]
     if args.json:

@@ -38,6 +38,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="keep the network's arms as predicted (default: bend them so the wrists land on the tracked wrists)",
     )
     p.add_argument(
+        "--no-plant-feet",
+        dest="plant_feet",
+        action="store_false",
+        help="keep the network's legs as predicted (default: lock each foot where it stands in its contact spans "
+        "and keep the feet above the floor)",
+    )
+    p.add_argument(
         "--float32",
         dest="precision",
         action="store_const",
@@ -79,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         num_threads=args.threads,
         stride=args.stride,
         pin_hands=args.pin_hands,
+        plant_feet=args.plant_feet,
         precision=args.precision,
         progress=progress,
         stats=stats,

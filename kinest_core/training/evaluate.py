@@ -22,8 +22,10 @@ from kinest_core import metrics as mx
 from kinest_core import rotations as rot
 from kinest_core import rotations_torch as trot
 from kinest_core.model import KineST
+from kinest_core.postprocess.contacts import ContactAccumulator, contact_labels, motion_contacts
+from kinest_core.postprocess.foot_planting import plant_feet as plant
 from kinest_core.postprocess.hand_pinning import pin_wrists
-from kinest_core.skeleton import NUM_JOINTS, TRACKED_JOINTS
+from kinest_core.skeleton import HEAD, NUM_JOINTS, TRACKED_JOINTS, Skeleton, forward_kinematics
 from kinest_core.training.data import protocol_seams, protocol_windows, tracked_joints, window_features
 from kinest_core.types import Motion, TrackingSequence
 
@@ -88,14 +90,43 @@ def tracking_from_joints(tracked_rot: NDArray, tracked_pos: NDArray, fps: float 
 
 
 def predict_with_inference(
-    model: KineST, tracked_rot: NDArray, tracked_pos: NDArray, mode: str, device: str | torch.device = "cpu"
+    model: KineST,
+    tracked_rot: NDArray,
+    tracked_pos: NDArray,
+    mode: str,
+    device: str | torch.device = "cpu",
+    rest_offsets: NDArray | None = None,
 ) -> Array:
     """Local rotations (F, 22, 3, 3) from :func:`kinest_core.inference.reconstruct` in ``mode`` (offline, online...)."""
+    motion = reconstruct_unplanted(model, tracked_rot, tracked_pos, mode, device, rest_offsets)
+    return rot.quat_to_matrix(motion.local_rotations)
+
+
+def reconstruct_unplanted(
+    model: KineST,
+    tracked_rot: NDArray,
+    tracked_pos: NDArray,
+    mode: str,
+    device: str | torch.device = "cpu",
+    rest_offsets: NDArray | None = None,
+) -> Motion:
+    """:func:`kinest_core.inference.reconstruct` of the tracked joints, without hand pinning or foot
+    planting, posed on ``rest_offsets`` (default: the neutral body) with its contacts."""
     from kinest_core.inference import reconstruct
 
     seq = tracking_from_joints(tracked_rot, tracked_pos)
-    out = reconstruct(seq, model=model, mode=mode, device=str(device), pin_hands=False)
-    return rot.quat_to_matrix(out.local_rotations)
+    body = Skeleton(rest_offsets=np.asarray(rest_offsets, dtype=np.float64)) if rest_offsets is not None else None
+    return reconstruct(
+        seq, model=model, mode=mode, device=str(device), pin_hands=False, plant_feet=False, skeleton=body
+    )
+
+
+def placed_motion(local: NDArray, truth: Motion) -> Motion:
+    """Local rotations (F, 22, 3, 3) posed on ``truth``'s body and placed by its head, as the metrics place them."""
+    _, fk = forward_kinematics(local, truth.rest_offsets)
+    root = truth.joint_positions[:, HEAD] - fk[:, HEAD]
+    q = rot.quat_make_continuous(rot.matrix_to_quat(local), axis=0)
+    return Motion(q, root, fk + root[:, None], np.asarray(truth.rest_offsets, dtype=np.float64), truth.fps)
 
 
 def evaluate_motions(
@@ -106,6 +137,7 @@ def evaluate_motions(
     progress: Callable[[str], None] | None = None,
     mode: str = "protocol",
     pin_hands: bool = False,
+    plant_feet: bool = False,
 ) -> dict[str, Any]:
     """Metrics over all motions (frame-weighted) and per motion: ``{"overall": {...}, "files": {...}}``.
 
@@ -113,22 +145,44 @@ def evaluate_motions(
     through :func:`kinest_core.inference.reconstruct` as users get it. ``pin_hands`` applies the
     hand-pinning IK (:func:`kinest_core.postprocess.hand_pinning.pin_wrists`, as ``reconstruct`` does by default) to any
     model's prediction, on the motion's own skeleton; the paper's protocol has no such step.
+    ``plant_feet`` likewise applies the foot-locking pass (:func:`kinest_core.postprocess.foot_planting.plant_feet`,
+    after pinning). Foot contacts are scored either way (:mod:`kinest_core.postprocess.contacts`): the
+    network's contact output in the other modes where the checkpoint has one, else contacts read off
+    the prediction; ``floor_gap_cm_before`` is the gap before planting.
     """
     total = mx.MetricAccumulator()
+    feet = ContactAccumulator()
+    feet_before = ContactAccumulator()
     files: dict[str, Any] = {}
     for i, m in enumerate(motions):
         r, p = tracked_joints(m)
         seams: list[int] | None = None
+        contacts = None
+        before_gap = None
         if mode == "protocol":
             pred = predict_local(model, r, p, device, batch_size)
             w = model_window(model)
             seams = protocol_seams(max(len(r), w), w)
         elif isinstance(model, KineST):
-            pred = predict_with_inference(model, r, p, mode, device)
+            unplanted = reconstruct_unplanted(model, r, p, mode, device, m.rest_offsets)
+            pred, contacts = rot.quat_to_matrix(unplanted.local_rotations), unplanted.contacts
         else:
             raise ValueError(f"mode {mode!r} needs a KineST model; baselines run the protocol only")
         if pin_hands:
             pred = pin_wrists(pred, m.rest_offsets, p[:, 1:] - p[:, :1])
+        placed = placed_motion(pred, m)
+        if contacts is None:
+            contacts = motion_contacts(placed)
+        file_feet = ContactAccumulator()
+        file_feet.add(placed.joint_positions, contacts, m.joint_positions, m.rest_offsets, m.fps)
+        if plant_feet:
+            feet_before.merge(file_feet)
+            before_gap = file_feet.result().get("floor_gap_cm")
+            placed = plant(placed, contacts)
+            pred = rot.quat_to_matrix(placed.local_rotations)
+            file_feet = ContactAccumulator()
+            file_feet.add(placed.joint_positions, contacts, m.joint_positions, m.rest_offsets, m.fps)
+        feet.merge(file_feet)
         acc = mx.MetricAccumulator()
         acc.add(
             pred,
@@ -140,10 +194,15 @@ def evaluate_motions(
         )
         total.merge(acc)
         name = str(m.info.get("source", i))
-        files[name] = acc.result()
+        files[name] = {**acc.result(), **file_feet.result()}
+        if plant_feet and before_gap is not None:
+            files[name]["floor_gap_cm_before"] = before_gap
         if progress is not None:
             progress(f"{name}: MPJPE {files[name]['mpjpe_cm']:.2f} cm, {m.num_frames} frames")
-    return {"overall": total.result(), "files": files}
+    overall: dict[str, Any] = {**total.result(), **feet.result()}
+    if plant_feet and "floor_gap_cm" in feet_before.result():
+        overall["floor_gap_cm_before"] = feet_before.result()["floor_gap_cm"]
+    return {"overall": overall, "files": files}
 
 
 def evaluate_tracking(
@@ -153,6 +212,7 @@ def evaluate_tracking(
     progress: Callable[[str], None] | None = None,
     pin_hands: bool = False,
     body_height: float | None = None,
+    plant_feet: bool = False,
     **read_options: Any,
 ) -> dict[str, Any]:
     """Real recordings: reconstruct each and measure head/wrist distance to the tracked joints
@@ -160,16 +220,30 @@ def evaluate_tracking(
     gap between the network and real devices; over all files weighted by each device's tracked frames), jitter,
     foot skating and ground penetration (no full-body ground truth exists). ``pin_hands`` and
     ``body_height`` as in ``reconstruct`` (pinning off by default here, so the wrist distances measure
-    the network itself); ``read_options`` go to ``read_tracking``."""
+    the network itself); ``read_options`` go to ``read_tracking``. ``floor_gap_cm``: the lowest foot
+    joint's height above standing height over the reconstruction's contacts (pooled median over files);
+    with ``plant_feet`` the feet are planted and ``floor_gap_cm_before`` is the gap before."""
     from kinest_core.inference import reconstruct
     from kinest_core.io import read_tracking
 
     files: dict[str, Any] = {}
     sums: dict[str, float] = {}
     weights: dict[str, float] = {}
+    feet, feet_before = ContactAccumulator(), ContactAccumulator()
     for path in paths:
         seq = read_tracking(path, **read_options)
-        motion = reconstruct(seq, model=model, device=device, pin_hands=pin_hands, body_height=body_height)
+        motion = reconstruct(
+            seq, model=model, device=device, pin_hands=pin_hands, body_height=body_height, plant_feet=False
+        )
+        file_feet = ContactAccumulator()
+        file_feet.add(motion.joint_positions, motion.contacts, None, motion.rest_offsets, motion.fps)
+        gap_before = file_feet.result().get("floor_gap_cm", float("nan"))
+        if plant_feet:
+            feet_before.merge(file_feet)
+            motion = plant(motion)
+            file_feet = ContactAccumulator()
+            file_feet.add(motion.joint_positions, motion.contacts, None, motion.rest_offsets, motion.fps)
+        feet.merge(file_feet)
         tracked = seq.transforms()[:, :, :3, 3]
         joints = motion.joint_positions
         n = min(joints.shape[0], tracked.shape[0])
@@ -189,6 +263,9 @@ def evaluate_tracking(
         s, c = mx.foot_skate(joints, motion.fps)
         res["foot_skate_cm"] = s / c if c else 0.0
         res["ground_penetration_cm"] = float(np.maximum(0.0, -joints[..., 2].min(axis=-1)).mean() * 100.0)
+        res["floor_gap_cm"] = file_feet.result().get("floor_gap_cm", float("nan"))
+        if plant_feet:
+            res["floor_gap_cm_before"] = gap_before
         res["frames"] = int(joints.shape[0])
         res["warnings"] = [w.code for w in seq.warnings]
         files[os.path.basename(path)] = res
@@ -203,14 +280,25 @@ def evaluate_tracking(
                 f"{res['left_wrist_error_cm']:.2f} / {res['right_wrist_error_cm']:.2f} cm, jitter {res['jitter']:.2f}"
             )
     overall: dict[str, Any] = {k: sums[k] / weights[k] for k in sums}
+    for key, acc in (("floor_gap_cm", feet), ("floor_gap_cm_before", feet_before)):  # pooled medians
+        overall.pop(key, None)
+        if "floor_gap_cm" in acc.result():
+            overall[key] = acc.result()["floor_gap_cm"]
     overall["frames"] = int(sum(f["frames"] for f in files.values()))
     return {"overall": overall, "files": files}
 
 
 def ground_truth_metrics(motions: Sequence[Motion]) -> dict[str, float | int]:
-    """The ground truth scored against itself: its jitter, foot skating and penetration (reference row)."""
+    """The ground truth scored against itself: its jitter, foot skating, foot slide (``foot_slide_cm``),
+    penetration and floor gap over its own contact labels (reference row)."""
     acc = mx.MetricAccumulator()
+    feet = ContactAccumulator()
     for m in motions:
         loc = rot.quat_to_matrix(m.local_rotations)
         acc.add(loc, loc, m.rest_offsets, gt_positions=m.joint_positions, fps=m.fps)
-    return acc.result()
+        feet.add(m.joint_positions, contact_labels(m.joint_positions, m.fps), m.joint_positions, m.rest_offsets, m.fps)
+    out: dict[str, float | int] = dict(acc.result())
+    for key in ("foot_slide_cm", "floor_gap_cm"):
+        if key in feet.result():
+            out[key] = feet.result()[key]
+    return out

@@ -34,7 +34,13 @@ from kinest_core.model.ops import ssd_fused_cpu
 from kinest_core.training.baselines import AvatarPoserConfig, AvatarPoserLite, MeanPose, MeanPoseConfig
 from kinest_core.training.data import AugmentConfig, Batch, MotionWindows, make_batch, make_overlapping_batches
 from kinest_core.training.evaluate import model_window
-from kinest_core.training.losses import LossConfig, kinest_loss, window_consistency
+from kinest_core.training.losses import (
+    LossConfig,
+    contact_loss,
+    kinest_loss,
+    window_consistency,
+    window_contact_labels,
+)
 from kinest_core.training.splits import VALIDATION_SUBJECTS, is_validation, motion_source, split_motions
 from kinest_core.types import Motion
 
@@ -307,6 +313,8 @@ def _train(
     step, seen, elapsed = 0, 0, 0.0
     bad_in_row, skipped = 0, 0
     _lr_at(config, 0)  # an unknown schedule fails here, not mid-run
+    if loss_cfg.contact > 0 and getattr(model, "contact", None) is None:
+        raise ValueError("the contact loss needs a model with a contact output (model config contact_head: true)")
     pairs = 0  # overlapping window pairs per batch for the window-consistency loss
     if loss_cfg.window_consistency > 0:
         if config.batch_size < 2:
@@ -468,11 +476,19 @@ def _train(
         else:
             for g in opt.param_groups:
                 g["lr"] = _lr_at(config, step, elapsed)
+            logits = None
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                pred = net(batch.features)
+                if loss_cfg.contact > 0:
+                    pred, logits = net(batch.features, with_contacts=True)
+                else:
+                    pred = net(batch.features)
             loss, parts = kinest_loss(
                 pred.float(), batch.target, loss_cfg, batch.rest_offsets, batch.tracked_head_error()
             )
+            if logits is not None:
+                term = contact_loss(logits.float(), window_contact_labels(batch.positions, batch.rest_offsets))
+                loss = loss + loss_cfg.contact * term
+                parts["contact"] = float(term.detach())
             if offset:
                 first, second = pred[:pairs].float(), pred[pairs : 2 * pairs].float()
                 term = window_consistency(first, second, offset, batch.rest_offsets[:pairs])
