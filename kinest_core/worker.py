@@ -61,6 +61,7 @@ RECONSTRUCT_OPTIONS = (
     "overlap",
     "stride",
     "pin_hands",
+    "plant_feet",
     "precision",
 )
 

@@ -5,6 +5,7 @@ the upper body is untouched, and edited contacts change the result."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from kinest_core.training.data import tracked_joints
 from kinest_core.training.evaluate import tracking_from_joints
 from kinest_core.training.mocap import convert_bvh
 from kinest_core.types import Motion
+from kinest_core.worker import run_in_worker
 
 FIX = Path(__file__).parent / "fixtures" / "mocap"
 LEG_JOINTS = {j for chain in LEG_CHAINS for j in chain}
@@ -270,3 +272,16 @@ def test_cli_reconstruct_no_plant_feet(tmp_path: Path) -> None:
     assert planted.contacts is not None and free.contacts is not None
     np.testing.assert_array_equal(planted.contacts, free.contacts)
     assert np.abs(planted.joint_positions[:, [7, 8]] - free.joint_positions[:, [7, 8]]).max() > 1e-3
+
+
+def test_worker_honours_plant_feet() -> None:
+    truth = convert_bvh(str(FIX / "02_01_cut.bvh"))[0]
+    tracking = tracking_from_joints(*tracked_joints(truth))
+    opts = {"device": "cpu", "num_threads": 1, "plant_feet": False, "body_height": 1.75}
+    free = run_in_worker(sys.executable, tracking, opts)
+    ref = reconstruct(tracking, device="cpu", num_threads=1, plant_feet=False, body_height=1.75)
+    np.testing.assert_allclose(free.joint_positions, ref.joint_positions, atol=1e-5)
+    assert free.contacts is not None and free.info["plant_feet"] is False
+    planted = run_in_worker(sys.executable, tracking, {**opts, "plant_feet": True})
+    assert planted.info["plant_feet"]["foot"] == "motion"
+    np.testing.assert_array_equal(planted.contacts, free.contacts)
