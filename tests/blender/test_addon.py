@@ -173,7 +173,11 @@ def test_online_mode_reports_progress(clean, checkpoint):
     clean.scene.kinest.stride = 2
     clean.scene.kinest.pin_hands = False
     job = rec.start_job(clean)
-    assert job.opts.extra == {"pin_hands": False, "stride": 2}
+    assert {k: job.opts.extra.get(k) for k in ("pin_hands", "stride", "plant_feet")} == {
+        "pin_hands": False,
+        "stride": 2,
+        "plant_feet": True,
+    }
     seen = set()
     while (state := rec.step(clean, job)) == rec.RUNNING:
         seen.add(clean.window_manager.kinest_progress.done)
