@@ -303,6 +303,8 @@ class KINEST_OT_import_tracking(bpy.types.Operator, ImportHelper):
                 box.label(text=part)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
+        settings = context.scene.kinest.bl_rna if hasattr(context.scene, "kinest") else None
+        spell = field_spelling(self.properties.bl_rna, settings)
         try:
             tracking = read_tracking_file(
                 self.filepath,
@@ -318,14 +320,13 @@ class KINEST_OT_import_tracking(bpy.types.Operator, ImportHelper):
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         except (OSError, ValueError) as exc:  # TrackingFileError is a ValueError naming file and line
-            self.report({"ERROR"}, f"Could not import: {exc}")
+            text = exc.text(spell) if hasattr(exc, "text") else str(exc)  # its fix named as a dialog field
+            self.report({"ERROR"}, f"Could not import: {text}")
             return {"CANCELLED"}
         take = take_name(self.filepath)
         root = build_tracking_objects(context, tracking, take)
         detected = root["kinest_detected"]
         _LAST_DETECTED[self.filepath] = detected
-        settings = context.scene.kinest.bl_rna if hasattr(context.scene, "kinest") else None
-        spell = field_spelling(self.properties.bl_rna, settings)
         for w in tracking.warnings:
             frames = w.frames
             where = ""

@@ -8,6 +8,7 @@ import importlib
 import sys
 
 from kinest_core import __version__
+from kinest_core.commands.reader_options import cli_spelling
 from kinest_core.errors import KinestError, debug_enabled, unexpected_message
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -54,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
         return 130
-    except (KinestError, ValueError, OSError) as exc:
+    except KinestError as exc:
+        print(f"{command}: error: {exc.text(cli_spelling)}", file=sys.stderr)
+        return EXIT_ERROR
+    except (ValueError, OSError) as exc:
         print(f"{command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:

@@ -16,25 +16,44 @@ from __future__ import annotations
 
 import os
 
+from kinest_core.fixes import Fix, Spelling, python_spelling, render_hint
+
 #: Set to 1 to get tracebacks instead of one-line messages for unexpected errors.
 DEBUG_ENV = "KINEST_DEBUG"
 
 
 class KinestError(ValueError):
-    """A problem the user can act on: ``path, where: problem; hint``."""
+    """A problem the user can act on: ``path, where: problem; hint``.
 
-    def __init__(self, path: str, problem: str, *, where: str | None = None, hint: str | None = None) -> None:
+    ``hint`` may name reader options as ``{option}`` fields that ``fixes`` fill in, so that each
+    interface shows them in its own spelling (:meth:`text`; ``str()`` is the Python spelling).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        problem: str,
+        *,
+        where: str | None = None,
+        hint: str | None = None,
+        fixes: tuple[Fix, ...] = (),
+    ) -> None:
         self.path = str(path)
         self.where = where
         self.problem = problem
         self.hint = hint
+        self.fixes = tuple(fixes)
+        super().__init__(self.text())
+
+    def text(self, spell: Spelling = python_spelling) -> str:
+        """The whole message on one line, with the hint's options in ``spell``'s words."""
         text = self.path
-        if where:
-            text += f", {where}"
-        text += f": {problem}"
-        if hint:
-            text += f"; {hint}"
-        super().__init__(" ".join(text.split()))
+        if self.where:
+            text += f", {self.where}"
+        text += f": {self.problem}"
+        if self.hint:
+            text += f"; {render_hint(self.hint, self.fixes, spell) if self.fixes else self.hint}"
+        return " ".join(text.split())
 
 
 class TrackingFileError(KinestError):

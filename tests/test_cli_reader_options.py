@@ -223,3 +223,18 @@ def test_bvh_frame_time_is_not_questioned() -> None:
     assert seq.info["checks"]["speed_p99_m_s"][1] > 20.0  # the speeds that used to raise it are still measured
     assert "TIME_SCALE_SUSPECT" not in {w.code for w in seq.warnings}
     assert seq.info["original_rate_hz"] == pytest.approx(120.0, rel=1e-4)
+
+
+def test_reader_errors_name_their_fix_in_each_interfaces_spelling(tmp_path, capsys):
+    """An unreadable file's hint names the flag on the command line and the keyword in Python."""
+    from kinest_core.cli import main
+    from kinest_core.io import TrackingFileError, read_tracking
+
+    path = tmp_path / "odd_names.csv"
+    path.write_text("t,a,b,c\n0,0,1.6,0\n0.1,0,1.6,0\n")
+    assert main(["inspect", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "--columns head_pos_x=COLUMN" in err and "columns={" not in err
+    with pytest.raises(TrackingFileError) as info:
+        read_tracking(str(path))
+    assert "columns={'head_pos_x': 'COLUMN'" in str(info.value)

@@ -98,4 +98,8 @@ def test_jitter_command(tmp_path, capsys) -> None:
     assert report["smoothing"]["strengths"]["head"] == 0.2 and report["smoothing"]["strengths"]["legs"] == 0.5
     assert report["smoothing"]["jitter_after"] < report["jitter"]["mean"]
     assert Motion.load_npz(str(tmp_path / "smooth.npz")).num_frames == 120
-    assert cmd.run(parser.parse_args(["jitter", str(tmp_path / "missing.npz")])) == 2
+    from kinest_core.cli import main
+
+    assert main(["jitter", str(tmp_path / "missing.npz")]) == 1  # one line on stderr naming the file
+    err = capsys.readouterr().err
+    assert "missing.npz" in err and "Traceback" not in err

@@ -31,9 +31,9 @@ def run(args: argparse.Namespace) -> int:
         seq = read_for_command(args.file, args)
     except TrackingFileError as exc:
         if args.json:
-            print(json.dumps({"file": args.file, "error": str(exc)}, indent=2))
+            print(json.dumps({"file": args.file, "error": exc.text(cli_spelling)}, indent=2))
         else:
-            print(f"kinest inspect: error: {exc}", file=sys.stderr)
+            print(f"kinest inspect: error: {exc.text(cli_spelling)}", file=sys.stderr)
         return 1
     rep = inspect_report(seq, cli_spelling)
     if args.json:

@@ -39,22 +39,14 @@ def run(args: argparse.Namespace) -> int:
     if args.output:  # before any work: never over the motion read, a folder we can write to
         out = Path(args.output)
         check_output(out if out.suffix == ".npz" else out.with_suffix(".npz"), inputs=[args.motion])
-    try:
-        motion = Motion.load_npz(args.motion)
-    except (OSError, KeyError, ValueError) as exc:
-        print(f"error: cannot read motion {args.motion}: {exc}")
-        return 2
+    motion = Motion.load_npz(args.motion)  # a damaged file is a TrackingFileError naming it (one line, exit 1)
     summary = jitter_summary(motion.joint_positions, motion.fps, top_joints=args.top, top_frames=args.top)
     report: dict = {"motion": args.motion, "frames": motion.num_frames, "jitter": summary.as_dict()}
     parts = {part: getattr(args, part) for part in BODY_PARTS}
     if args.smooth is not None or any(v is not None for v in parts.values()):
         base = 0.0 if args.smooth is None else args.smooth
         opts = SmoothingOptions(method=args.method, strengths={k: base if v is None else v for k, v in parts.items()})
-        try:
-            result = smooth_motion(motion, opts)
-        except ValueError as exc:
-            print(f"error: {exc}")
-            return 2
+        result = smooth_motion(motion, opts)  # bad strengths are a ValueError: one line on stderr, exit 1
         report["smoothing"] = {**result.as_dict(), "method": opts.method, "strengths": opts.strengths}
         if args.output:
             out = Path(args.output)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from kinest_core.fixes import Fix
 from kinest_core.io.errors import TrackingFileError
 from kinest_core.io.files import read_text_bytes
 from kinest_core.io.raw import DEVICE_KEYS, MAX_ABS_COORD, MAX_SAMPLES, RawTracking
@@ -256,7 +257,8 @@ def read_csv_tracking(
             path,
             "no head position columns found (looked for head_pos_x, hmd_pos_x, ...)",
             where=f"line {hdr_idx + 1}",
-            hint="pass columns={'head_pos_x': ..., ...} to name them",
+            hint="name them with {columns}",
+            fixes=(Fix("columns", {"head_pos_x": "COLUMN", "head_pos_y": "COLUMN", "head_pos_z": "COLUMN"}),),
         )
     for dev in present:
         miss = [c for c in "xyz" if (dev, "pos", c) not in slots]

@@ -360,13 +360,15 @@ def _clean_time(
             path,
             f"the time stamps span {t[-1]:.3g} s (over {MAX_DURATION_S / 3600:.0f} h), the largest jump "
             f"{steps[jump]:.3g} s {where}",
-            hint="check the time column and time_units= (s, ms, us, ns), or split the take",
+            hint="check the time column and its unit ({time_units}: s, ms, us, ns), or split the take",
+            fixes=(Fix("time_units"),),
         )
     if steps[jump] > MAX_GAP_S:
         raise TrackingFileError(
             path,
             f"the time jumps {steps[jump]:.3g} s {where} (over {MAX_GAP_S / 60:.0f} minutes without a sample)",
-            hint="split the take there, or check the time column and time_units=",
+            hint="split the take there, or check the time column and its unit ({time_units})",
+            fixes=(Fix("time_units"),),
         )
     return order, t
 
