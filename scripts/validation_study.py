@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kinest_core.io import read_raw  # noqa: E402
+from kinest_core.io.device_poses import poses_from_raw  # noqa: E402
 from kinest_core.io.raw import RawTracking  # noqa: E402
-from kinest_core.io.reader import poses_from_raw  # noqa: E402
 from kinest_core.rotations import euler_to_matrix, matrix_to_euler, matrix_to_quat, quat_to_matrix  # noqa: E402
 
 VR = ROOT.parent / "shared" / "data" / "vr"

@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from kinest_core.fixes import Fix
+from kinest_core.io import FORMATS, QUAT_ORDERS, read_tracking
 from kinest_core.io.calibration import DEVICE_FAMILIES, FAMILY_NAMES
 from kinest_core.io.conventions import CONVENTION_PRESETS, PRESETS, UNIT_CHOICES
-from kinest_core.io.reader import FORMATS, QUAT_ORDERS, read_tracking
 from kinest_core.types import TrackingSequence
 
 #: Accepted ``--height`` range (m): children to the tallest adults.

@@ -4,16 +4,9 @@
 from kinest_core.io.bvh import BvhData, BvhError, read_bvh, write_motion_bvh
 from kinest_core.io.calibration import DEVICE_FAMILIES, Calibration, DeviceOffset
 from kinest_core.io.conventions import CONVENTION_PRESETS, PRESETS, UNIT_CHOICES, Convention
+from kinest_core.io.device_poses import FORMATS, QUAT_ORDERS, load_device_poses, read_raw
 from kinest_core.io.errors import TrackingFileError
-from kinest_core.io.reader import (
-    FORMATS,
-    QUAT_ORDERS,
-    WARNING_CODES,
-    load_device_poses,
-    read_raw,
-    read_tracking,
-    sequence_from_raw,
-)
+from kinest_core.io.reader import OPTION_CHOICES, WARNING_CODES, read_tracking, sequence_from_raw
 from kinest_core.io.report import inspect_report
 
 __all__ = [

@@ -4,7 +4,7 @@
 Each array's ``.npy`` header is read first and its shape, type and size checked, so a small
 compressed file that declares millions of frames, an object (pickle) array or a scalar where
 the times should be is refused before anything is unpacked. The arrays then go through the
-same time, quaternion and plausibility checks as every other format (``reader.poses_from_raw``).
+same time, quaternion and plausibility checks as every other format (``device_poses.poses_from_raw``).
 """
 
 from __future__ import annotations
