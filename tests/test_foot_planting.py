@@ -285,3 +285,17 @@ def test_worker_honours_plant_feet() -> None:
     planted = run_in_worker(sys.executable, tracking, {**opts, "plant_feet": True})
     assert planted.info["plant_feet"]["foot"] == "motion"
     np.testing.assert_array_equal(planted.contacts, free.contacts)
+
+
+def test_chunked_planting_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kinest_core.postprocess import foot_planting
+
+    m = _motion(150, seed=5)
+    c = _spans(150)
+    whole = plant_feet(m, c)
+    monkeypatch.setattr(foot_planting, "CHUNK_FRAMES", 37)
+    chunked = plant_feet(m, c)
+    np.testing.assert_allclose(chunked.joint_positions, whole.joint_positions, atol=1e-9)
+    np.testing.assert_allclose(chunked.local_rotations, whole.local_rotations, atol=1e-9)
+    q = chunked.local_rotations
+    assert (np.sum(q[1:] * q[:-1], axis=-1) > 0).all()  # signs continue across chunks

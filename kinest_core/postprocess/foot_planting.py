@@ -36,16 +36,18 @@ from scipy.spatial.transform import Rotation
 from kinest_core import rotations as rot
 from kinest_core.cancel import Cancelled, CancelToken
 from kinest_core.postprocess.contacts import contact_spans, standing_heights
-from kinest_core.skeleton import PARENTS, forward_kinematics
+from kinest_core.skeleton import NUM_JOINTS, PARENTS, forward_kinematics
 from kinest_core.types import Motion
 
 Array = NDArray[np.float64]
 
-__all__ = ["LEG_CHAINS", "PlantingOptions", "leg_ik", "plant_feet", "plant_rotations", "planting_options"]
+__all__ = ["CHUNK_FRAMES", "LEG_CHAINS", "PlantingOptions", "foot_targets", "leg_ik", "plant_feet", "planting_options"]
 
 #: (hip, knee, ankle, toe) joint indices of the left and the right leg.
 LEG_CHAINS: tuple[tuple[int, int, int, int], ...] = ((1, 4, 7, 10), (2, 5, 8, 11))
 FOOT_MODES = ("motion", "flat")
+#: Frames per step of the whole-body work (forward kinematics, IK): bounds its temporaries.
+CHUNK_FRAMES = 16384
 
 
 @dataclass(frozen=True)
@@ -150,9 +152,10 @@ def _heading(foot_rot: Array, toe_offset: Array) -> Array:
 
 
 def _span_targets(
-    pos: Array, foot_rot: Array, a: int, t: int, toe_offset: Array, stand: Array, opts: PlantingOptions
+    ankle_pos: Array, foot_rot: Array, stand_ankle: float, stand_toe: float, toe_offset: Array, opts: PlantingOptions
 ) -> tuple[Array, Array]:
-    """Ankle positions (n, 3) and foot rotations (n, 3, 3) for the frames of one span (inputs sliced to it)."""
+    """Ankle positions (n, 3) and foot rotations (n, 3, 3) for the frames of one span, from the
+    motion's ankle positions (n, 3) and foot (ankle) rotations (n, 3, 3) in that span."""
     yaw = np.unwrap(_heading(foot_rot, toe_offset))
     mean_yaw = float(yaw.mean())
     if opts.foot == "flat":
@@ -162,8 +165,8 @@ def _span_targets(
         want = _rot_z(mean_yaw - yaw) @ foot_rot
     # Pivot point (in the foot's frame, from the ankle): the ankle while the heel is down, the toe
     # joint once the heel has risen above the toe (relative to standing) by ``pivot_band``.
-    rel_a = pos[:, a, 2] - stand[a]
-    rel_t = pos[:, t, 2] - stand[t]
+    rel_a = ankle_pos[:, 2] - stand_ankle
+    rel_t = (ankle_pos + foot_rot @ toe_offset)[:, 2] - stand_toe
     w = _smootherstep((rel_a - rel_t) / max(opts.pivot_band, 1e-6))
     pivot = w[:, None] * toe_offset[None, :]
     # Rolling without slip: the pivot's world point at frame i is where the foot of frame i-1 has
@@ -171,9 +174,9 @@ def _span_targets(
     step = np.zeros((len(w), 3))
     step[1:] = np.einsum("fab,fb->fa", want[:-1] - want[1:], pivot[1:])
     rolled = np.cumsum(step, axis=0)  # ankle relative to its place in the span's first frame
-    ankle = rolled + (pos[:, a] - rolled).mean(axis=0)  # least-squares place over the span
+    ankle = rolled + (ankle_pos - rolled).mean(axis=0)  # least-squares place over the span
     toe = ankle + want @ toe_offset
-    gap = np.minimum(ankle[:, 2] - stand[a], toe[:, 2] - stand[t]) - opts.floor
+    gap = np.minimum(ankle[:, 2] - stand_ankle, toe[:, 2] - stand_toe) - opts.floor
     ankle[:, 2] -= float(np.median(gap))  # the sole rests on the floor
     return ankle, want
 
@@ -221,46 +224,52 @@ def _blend_in_out(
     return delta, rvec
 
 
-def plant_rotations(
-    local_rotations: NDArray,
-    rest_offsets: NDArray,
-    root_translation: NDArray,
-    contacts: NDArray,
-    options: PlantingOptions | None = None,
-) -> Array:
-    """Local rotation matrices (F, 22, 3, 3) with the legs re-solved so feet hold still in their
-    contact spans (``contacts`` (F, 2): left, right) and stay above the floor (module doc)."""
-    opts = options or PlantingOptions()
-    opts.check()
-    local = np.array(local_rotations, dtype=np.float64)
-    f = local.shape[0]
-    c = np.asarray(contacts, dtype=bool)
-    if c.shape != (f, 2):
-        raise ValueError(f"contacts have shape {c.shape}; expected ({f}, 2): one column per foot (left, right)")
+def _chunks(frames: int) -> list[slice]:
+    return [slice(a, min(frames, a + CHUNK_FRAMES)) for a in range(0, frames, CHUNK_FRAMES)]
+
+
+def _feet_in_motion(quats: NDArray, offsets: Array, root: NDArray) -> tuple[Array, Array]:
+    """The motion's ankle positions (F, 2, 3) and foot (ankle) rotations (F, 2, 3, 3), left then right."""
+    f = quats.shape[0]
+    ankles = [chain[2] for chain in LEG_CHAINS]
+    pos_out = np.empty((f, 2, 3))
+    rot_out = np.empty((f, 2, 3, 3))
+    for sl in _chunks(f):
+        glob, pos = forward_kinematics(rot.quat_to_matrix(quats[sl]), offsets, root[sl])
+        pos_out[sl], rot_out[sl] = pos[:, ankles], glob[:, ankles]
+    return pos_out, rot_out
+
+
+def foot_targets(
+    ankle_pos: NDArray, foot_rot: NDArray, contacts: NDArray, rest_offsets: NDArray, options: PlantingOptions
+) -> tuple[Array, Array]:
+    """Where each ankle should be (F, 2, 3) and how each foot should turn (F, 2, 3, 3): held in the
+    contact spans, faded in and out next to them, lifted above the floor everywhere (module doc)."""
+    opts = options
+    f = ankle_pos.shape[0]
     offsets = np.asarray(rest_offsets, dtype=np.float64)
     stand = standing_heights(offsets)
-    glob, pos = forward_kinematics(local, offsets, root_translation)
-    for side, chain in enumerate(LEG_CHAINS):
-        _, _, a, t = chain
+    targets = np.empty((f, 2, 3))
+    turns = np.empty((f, 2, 3, 3))
+    for side, (_, _, a, t) in enumerate(LEG_CHAINS):
         toe_offset = offsets[t]
-        foot_rot = glob[:, a]
-        spans = contact_spans(c[:, side : side + 1])[0]
+        pos, frot = ankle_pos[:, side], foot_rot[:, side]
+        spans = contact_spans(contacts[:, side : side + 1])[0]
         deltas: list[Array] = []
         rvecs: list[Array] = []
         for s, e in spans:
-            ankle, want = _span_targets(pos[s:e], foot_rot[s:e], a, t, toe_offset, stand, opts)
-            deltas.append(ankle - pos[s:e, a])
-            rvecs.append(_matrices_rotvec(want @ np.swapaxes(foot_rot[s:e], -1, -2)))
+            ankle, want = _span_targets(pos[s:e], frot[s:e], stand[a], stand[t], toe_offset, opts)
+            deltas.append(ankle - pos[s:e])
+            rvecs.append(_matrices_rotvec(want @ np.swapaxes(frot[s:e], -1, -2)))
         delta, rvec = _blend_in_out(f, spans, deltas, rvecs, opts.blend_frames)
-        want_rot = _rotvec_matrices(rvec) @ foot_rot
-        target = pos[:, a] + delta
+        want_rot = _rotvec_matrices(rvec) @ frot
+        target = pos + delta
         # Nothing below the floor: lift the whole foot until both its joints are at or above standing height.
         toe = target + want_rot @ toe_offset
         lift = np.maximum(0.0, np.maximum(stand[a] - target[:, 2], stand[t] - toe[:, 2]) + opts.floor)
         target[:, 2] += lift
-        g_knee = leg_ik(local, glob, pos, chain, target, opts.softness)
-        local[:, a] = np.swapaxes(g_knee, -1, -2) @ want_rot
-    return local
+        targets[:, side], turns[:, side] = target, want_rot
+    return targets, turns
 
 
 def plant_feet(
@@ -272,29 +281,50 @@ def plant_feet(
     """A copy of ``motion`` with planted feet (module doc); ``contacts`` (F, 2) default to ``motion.contacts``.
 
     The result carries the contacts it was planted with (``Motion.contacts``) and
-    ``info["plant_feet"]``, so a later pass (smoothing) can plant again with the same spans.
+    ``info["plant_feet"]`` (the options), so a later pass (smoothing) can plant again with the same
+    spans. The whole-body work runs ``CHUNK_FRAMES`` frames at a time (only the feet's own arrays
+    span the take), so memory stays near the motion's own size on hour-long takes; ``cancel`` is
+    checked between chunks.
     """
     c = motion.contacts if contacts is None else contacts
     if c is None:
         raise ValueError("plant_feet needs contacts: pass them or give the motion its contacts first")
-    if cancel is not None and cancel.cancelled:
-        raise Cancelled("foot planting cancelled")
     opts = options or PlantingOptions()
-    local = plant_rotations(
-        rot.quat_to_matrix(motion.local_rotations), motion.rest_offsets, motion.root_translation, c, opts
-    )
-    if cancel is not None and cancel.cancelled:
-        raise Cancelled("foot planting cancelled")
-    _, positions = forward_kinematics(local, motion.rest_offsets, motion.root_translation)
-    q = rot.quat_make_continuous(rot.matrix_to_quat(local), axis=0)
+    opts.check()
+    quats = np.asarray(motion.local_rotations, dtype=np.float64)
+    f = quats.shape[0]
+    c = np.asarray(c, dtype=bool)
+    if c.shape != (f, 2):
+        raise ValueError(f"contacts have shape {c.shape}; expected ({f}, 2): one column per foot (left, right)")
+    offsets = np.asarray(motion.rest_offsets, dtype=np.float64)
+    root = np.asarray(motion.root_translation, dtype=np.float64)
+    ankle_pos, foot_rot = _feet_in_motion(quats, offsets, root)
+    targets, turns = foot_targets(ankle_pos, foot_rot, c, offsets, opts)
+    q_out = np.empty_like(quats)
+    positions = np.empty((f, NUM_JOINTS, 3))
+    prev = None
+    for sl in _chunks(f):
+        if cancel is not None and cancel.cancelled:
+            raise Cancelled("foot planting cancelled")
+        local = rot.quat_to_matrix(quats[sl])
+        glob, pos = forward_kinematics(local, offsets, root[sl])
+        for side, chain in enumerate(LEG_CHAINS):
+            g_knee = leg_ik(local, glob, pos, chain, targets[sl, side], opts.softness)
+            local[:, chain[2]] = np.swapaxes(g_knee, -1, -2) @ turns[sl, side]
+        q = rot.quat_make_continuous(rot.matrix_to_quat(local), axis=0)
+        if prev is not None:  # signs continue those of the chunk before
+            q *= np.where(np.sum(q[:1] * prev, axis=-1, keepdims=True) < 0, -1.0, 1.0)
+        prev = q[-1:].copy()
+        q_out[sl] = q
+        positions[sl] = forward_kinematics(local, offsets, root[sl])[1]
     info = dict(motion.info)
     info["plant_feet"] = asdict(opts)
     return Motion(
-        local_rotations=q,
-        root_translation=np.array(motion.root_translation, dtype=np.float64, copy=True),
+        local_rotations=q_out,
+        root_translation=root.copy(),
         joint_positions=positions,
-        rest_offsets=np.array(motion.rest_offsets, dtype=np.float64, copy=True),
+        rest_offsets=offsets.copy(),
         fps=motion.fps,
         info=info,
-        contacts=np.array(c, dtype=bool, copy=True),
+        contacts=c.copy(),
     )
