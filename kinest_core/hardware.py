@@ -9,7 +9,7 @@ import platform
 
 import torch
 
-__all__ = ["cpu_bf16_support", "resolve_amp", "resolve_device", "retain_freed_memory"]
+__all__ = ["cpu_bf16_support", "resolve_amp", "hardware_description", "resolve_device", "retain_freed_memory"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -99,3 +99,19 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda")
     return torch.device(device)
+
+
+def hardware_description(device: torch.device, world_size: int = 1) -> str:
+    """E.g. ``"1 x NVIDIA H100 80GB HBM3"`` or ``"CPU: AMD EPYC ... (2 threads)"``."""
+    if device.type == "cuda":
+        return f"{world_size} x {torch.cuda.get_device_name(device)}"
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"CPU: {name} ({torch.get_num_threads()} threads)" + (f" x {world_size} processes" if world_size > 1 else "")

@@ -15,9 +15,9 @@ from kinest_core.cli import main
 from kinest_core.io import read_tracking
 from kinest_core.model.checkpoint import save_checkpoint
 from kinest_core.training import splits
+from kinest_core.training.config import TrainConfig, build_model
 from kinest_core.training.evaluate import evaluate_tracking
 from kinest_core.training.mocap import convert_bvh
-from kinest_core.training.trainer import TrainConfig, build_model
 
 FIX = Path(__file__).parent / "fixtures"
 

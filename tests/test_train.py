@@ -20,10 +20,11 @@ from kinest_core.features import canonicalize_positions, tracking_features
 from kinest_core.skeleton import MIRROR_JOINTS, TRACKED_JOINTS, forward_kinematics
 from kinest_core.training import data as kd
 from kinest_core.training.baselines import MeanPose, load_any_checkpoint
+from kinest_core.training.config import ACCAD_ATTRIBUTION, CMU_ATTRIBUTION, TrainConfig, build_model
 from kinest_core.training.data import protocol_seams
 from kinest_core.training.evaluate import evaluate_motions, model_window, predict_local
 from kinest_core.training.mocap import convert_bvh
-from kinest_core.training.trainer import ACCAD_ATTRIBUTION, CMU_ATTRIBUTION, TrainConfig, build_model, train
+from kinest_core.training.trainer import train
 
 FIX = Path(__file__).parent / "fixtures" / "mocap"
 REPO = Path(__file__).resolve().parents[1]
@@ -245,7 +246,7 @@ def test_non_finite_steps_are_skipped_and_init_warm_starts(motions: list, tmp_pa
     assert first["skipped_steps"] == 0
     init = str(tmp_path / "a" / "checkpoint_last")
     warm = build_model(_tiny("kinest", 1))
-    from kinest_core.training.trainer import _load_init
+    from kinest_core.training.config import load_init as _load_init
 
     _load_init(warm, init)
     saved, _ = load_any_checkpoint(init)
@@ -322,7 +323,9 @@ def test_evaluation_and_inference_see_the_same_inputs(motions: list) -> None:
     seq = tracking_from_joints(r, p)
     ours = predict_local(model, r, p)
     theirs = rot.quat_to_matrix(
-        reconstruct(seq, model=model, mode="protocol", device="cpu", pin_hands=False, plant_feet=False).local_rotations
+        reconstruct(
+            seq, model=model, mode="protocol", device="cpu", pin_hands=False, plant_feet=False, precision="float32"
+        ).local_rotations
     )
     # Both run the same windows, and both take each frame from the first window that reaches it
     # (the re-aligned last window only fills the frames after the one before it).

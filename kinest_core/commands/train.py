@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", nargs="+", required=True, help="training data: cache folders, BVH folders or files")
     p.add_argument("--out", required=True, help="output folder (checkpoints, log, train_state.pt)")
-    p.add_argument("--config", help="training config JSON (keys of kinest_core.training.trainer.TrainConfig)")
+    p.add_argument("--config", help="training config JSON (keys of kinest_core.training.config.TrainConfig)")
     p.add_argument("--val", nargs="+", help="validation data, scored with the evaluation protocol")
     p.add_argument(
         "--hold-out",
@@ -84,7 +84,8 @@ def load_data(paths: list[str], cache_root: str) -> list[Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kinest_core.training.trainer import TrainConfig, describe_data, train
+    from kinest_core.training.config import TrainConfig, describe_data
+    from kinest_core.training.trainer import train
 
     cfg = TrainConfig.load(args.config) if args.config else TrainConfig()
     overrides = {
