@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ from scipy.spatial.transform import Rotation
 
 from kinest_core import rotations as rot
 from kinest_core.io.bvh import ZUP_TO_YUP, BvhData, read_bvh
+from kinest_core.outputs import check_output, staged_outputs
 from kinest_core.postprocess.bone_map import BoneMap, TargetSkeleton, map_skeleton
 from kinest_core.postprocess.retarget import ROOT_MOTION_MODES, RetargetResult, retarget
 
@@ -139,27 +138,10 @@ def bvh_text(bvh: BvhData, result: RetargetResult) -> str:
     return "\n".join(lines) + "\n" + body + "\n"
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write beside the target and rename into place: no half-written file on failure."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".kinest-", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
     from kinest_core.types import Motion
 
-    out = Path(args.output)
-    for src in (args.motion, args.target):
-        if out.exists() and os.path.samefile(out, src):
-            raise ValueError(f"{out}: the output would overwrite the input {src}; choose another -o path")
+    out = check_output(args.output, inputs=[args.motion, args.target])  # before any work; never over an input
     if not Path(args.motion).exists():
         raise FileNotFoundError(f"{args.motion}: no such file")
     motion = Motion.load_npz(args.motion)
@@ -178,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         bm = map_skeleton(skel)
     print(f"mapping of {args.target}:\n{bm.describe()}")
     result = retarget(motion, skel, bm, root_motion=args.root_motion, use_ik=args.ik)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(str(out), bvh_text(bvh, result))
+    with staged_outputs(out) as (tmp,):  # written beside the target and renamed: no half-written file
+        tmp.write_text(bvh_text(bvh, result), encoding="utf-8")
     print(f"wrote {out}: {result.num_frames} frames on {len(skel.names)} joints (root motion x{result.scale:.3g})")
     return 0
