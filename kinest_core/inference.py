@@ -241,7 +241,7 @@ def reconstruct(
     info["contacts_from"] = "network" if contact_probs is not None else "detected"
     info["plant_feet"] = plant_feet
     if plant_feet:
-        motion = plant(motion, cancel=cancel)
+        motion = plant(motion, cancel=cancel, chunk_frames=POST_CHUNK_FRAMES, in_place=True)
     check_motion(motion)  # NaN or inf anywhere: a ReconstructionError, never a result
     return motion
 

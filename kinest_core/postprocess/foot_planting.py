@@ -224,17 +224,18 @@ def _blend_in_out(
     return delta, rvec
 
 
-def _chunks(frames: int) -> list[slice]:
-    return [slice(a, min(frames, a + CHUNK_FRAMES)) for a in range(0, frames, CHUNK_FRAMES)]
+def _chunks(frames: int, size: int | None = None) -> list[slice]:
+    step = max(1, size or CHUNK_FRAMES)
+    return [slice(a, min(frames, a + step)) for a in range(0, frames, step)]
 
 
-def _feet_in_motion(quats: NDArray, offsets: Array, root: NDArray) -> tuple[Array, Array]:
+def _feet_in_motion(quats: NDArray, offsets: Array, root: NDArray, chunk: int | None) -> tuple[Array, Array]:
     """The motion's ankle positions (F, 2, 3) and foot (ankle) rotations (F, 2, 3, 3), left then right."""
     f = quats.shape[0]
     ankles = [chain[2] for chain in LEG_CHAINS]
     pos_out = np.empty((f, 2, 3))
     rot_out = np.empty((f, 2, 3, 3))
-    for sl in _chunks(f):
+    for sl in _chunks(f, chunk):
         glob, pos = forward_kinematics(rot.quat_to_matrix(quats[sl]), offsets, root[sl])
         pos_out[sl], rot_out[sl] = pos[:, ankles], glob[:, ankles]
     return pos_out, rot_out
@@ -277,14 +278,17 @@ def plant_feet(
     contacts: NDArray | None = None,
     options: PlantingOptions | None = None,
     cancel: CancelToken | None = None,
+    chunk_frames: int | None = None,
+    in_place: bool = False,
 ) -> Motion:
     """A copy of ``motion`` with planted feet (module doc); ``contacts`` (F, 2) default to ``motion.contacts``.
 
     The result carries the contacts it was planted with (``Motion.contacts``) and
     ``info["plant_feet"]`` (the options), so a later pass (smoothing) can plant again with the same
-    spans. The whole-body work runs ``CHUNK_FRAMES`` frames at a time (only the feet's own arrays
-    span the take), so memory stays near the motion's own size on hour-long takes; ``cancel`` is
-    checked between chunks.
+    spans. The whole-body work runs ``chunk_frames`` (default ``CHUNK_FRAMES``) frames at a time
+    (only the feet's own arrays span the take); ``in_place`` writes the result into ``motion``'s own
+    rotation and position arrays instead of new ones (for a caller that owns them), so planting an
+    hour-long take costs little beyond the take itself. ``cancel`` is checked between chunks.
     """
     c = motion.contacts if contacts is None else contacts
     if c is None:
@@ -298,12 +302,15 @@ def plant_feet(
         raise ValueError(f"contacts have shape {c.shape}; expected ({f}, 2): one column per foot (left, right)")
     offsets = np.asarray(motion.rest_offsets, dtype=np.float64)
     root = np.asarray(motion.root_translation, dtype=np.float64)
-    ankle_pos, foot_rot = _feet_in_motion(quats, offsets, root)
+    ankle_pos, foot_rot = _feet_in_motion(quats, offsets, root, chunk_frames)
     targets, turns = foot_targets(ankle_pos, foot_rot, c, offsets, opts)
-    q_out = np.empty_like(quats)
-    positions = np.empty((f, NUM_JOINTS, 3))
+    del ankle_pos, foot_rot
+    if in_place and quats is motion.local_rotations and motion.joint_positions.shape == (f, NUM_JOINTS, 3):
+        q_out, positions = quats, np.asarray(motion.joint_positions)
+    else:
+        q_out, positions = np.empty_like(quats), np.empty((f, NUM_JOINTS, 3))
     prev = None
-    for sl in _chunks(f):
+    for sl in _chunks(f, chunk_frames):
         if cancel is not None and cancel.cancelled:
             raise Cancelled("foot planting cancelled")
         local = rot.quat_to_matrix(quats[sl])
