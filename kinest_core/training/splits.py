@@ -16,10 +16,9 @@ salsa partners 60 and 61 dance the same takes and are always kept on one side
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Sequence
 
+from kinest_core.training.mocap_library import subject_key
 from kinest_core.types import Motion
 
 #: People held out of training for validation (keys of :func:`person_key`).
@@ -31,15 +30,13 @@ SPLITS: tuple[str, ...] = ("train", "val", "all")
 
 
 def person_key(source: str) -> str:
-    """The person a motion file shows: ``cmu:05`` (any CMU conversion), ``accad:Male1``, ``file:NAME`` else."""
-    base = os.path.basename(source)
-    m = re.match(r"^accad_(Male\d+)", base)
-    if m:
-        return f"accad:{m.group(1)}"
-    m = re.match(r"^(?:mb_)?(\d+)_", base)
-    if m:
-        return f"cmu:{m.group(1)}"
-    return f"file:{base}"
+    """The person a motion file shows: ``cmu:05`` (any CMU conversion), ``accad:Male1``, ``file:NAME`` else.
+
+    :func:`~kinest_core.training.mocap_library.subject_key` with the rig dropped from CMU keys.
+    """
+    key = subject_key(source)
+    rig, _, who = key.partition(":")
+    return f"cmu:{who}" if rig in ("cmu_daz", "cmu_mb") else key
 
 
 def split_group(person: str) -> str:
