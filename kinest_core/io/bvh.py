@@ -247,16 +247,23 @@ def read_bvh(path: str) -> BvhData:
         raise fail(f"Frame Time {frame_time} must be a positive number of seconds")
     total = sum(len(c) for c in channels)
     if num_frames == 0:  # a skeleton without motion (a rig): valid, but holds no frames
-        return BvhData(
-            path=path,
-            names=names,
-            parents=parents,
-            offsets=np.array(offsets, dtype=np.float64),
-            channels=channels,
-            motion=np.zeros((0, total)),
-            frame_time=float(frame_time),
-            end_sites=end_sites,
-        )
+        motion = np.zeros((0, total))
+    else:
+        motion = _motion_rows(path, lines, i, num_frames, total)
+    return BvhData(
+        path=path,
+        names=names,
+        parents=parents,
+        offsets=np.array(offsets, dtype=np.float64),
+        channels=channels,
+        motion=motion,
+        frame_time=float(frame_time),
+        end_sites=end_sites,
+    )
+
+
+def _motion_rows(path: str, lines: list[str], i: int, num_frames: int, total: int) -> NDArray[np.float64]:
+    """The ``num_frames`` motion rows from line ``i`` on, checked: count, numbers, width, finiteness."""
     body = [ln for ln in lines[i:] if ln.strip()]
     if len(body) < num_frames:
         raise BvhError(
@@ -282,16 +289,7 @@ def read_bvh(path: str) -> BvhData:
     if not np.all(np.isfinite(motion)):
         bad = int(np.argmax(~np.all(np.isfinite(motion), axis=1)))
         raise BvhError(f"{path}: motion frame {bad} holds NaN or inf; fix or trim that frame")
-    return BvhData(
-        path=path,
-        names=names,
-        parents=parents,
-        offsets=np.array(offsets, dtype=np.float64),
-        channels=channels,
-        motion=motion,
-        frame_time=float(frame_time),
-        end_sites=end_sites,
-    )
+    return motion
 
 
 # Z-up (x, y, z) -> BVH Y-up (x, z, -y): a proper rotation, the inverse of what Blender's
