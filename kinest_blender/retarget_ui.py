@@ -86,10 +86,10 @@ def read_preset(path: str) -> dict[str, str]:
 
 def write_preset(path: str, mapping: dict[str, str]) -> None:
     """The mapping as JSON, written beside the file and renamed into place (no half-written preset)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(mapping, fh, indent=1)
-    os.replace(tmp, path)
+    from kinest_core.outputs import staged_outputs  # the core's one atomic writer; imported when used
+
+    with staged_outputs(path) as (tmp,):
+        tmp.write_text(json.dumps(mapping, indent=1), encoding="utf-8")
 
 
 def _settings_target(context: bpy.types.Context) -> tuple[KinestRetargetSettings, bpy.types.Object | None]:
@@ -143,7 +143,7 @@ class KINEST_OT_retarget_save_map(bpy.types.Operator, ExportHelper):
         path = bpy.path.abspath(self.filepath)
         try:
             write_preset(path, mapping)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # an OutputFileError names the path and the fix
             self.report({"ERROR"}, f"Cannot write {path}: {exc}")
             return {"CANCELLED"}
         self.report({"INFO"}, f"Saved {len(mapping)} joints to {path}")
