@@ -215,32 +215,41 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def reconstructed_take(recording: str, checkpoint: str, device: str, tmp: str, label: str) -> Any:
+    """Build and install the extension into a temporary Blender user folder, import ``recording``
+    into an empty scene and reconstruct it with the add-on's operators; returns ``bpy``."""
+    os.environ["BLENDER_USER_RESOURCES"] = os.path.join(tmp, "user")
+    zp = build_zip(os.path.join(tmp, "zip"))
+    import bpy
+
+    bpy.ops.extensions.package_install_files(filepath=str(zp), repo="user_default", enable_on_install=True)
+    bpy.ops.wm.read_homefile(use_empty=True)
+    t0 = time.perf_counter()
+    bpy.ops.import_scene.kinest_tracking(filepath=os.path.abspath(recording))
+    settings = bpy.context.scene.kinest
+    settings.model_path = checkpoint
+    settings.device = device
+    bpy.ops.kinest.reconstruct()
+    recon = bpy.context.window_manager.kinest_progress.last_result
+    print(f"[{label}] {recon} ({time.perf_counter() - t0:.1f} s with import and bake)")
+    return bpy
+
+
 def make_pictures(args: argparse.Namespace, tmp: str) -> int:
     """Everything :func:`main` does, with a temporary folder for Blender's user files, the zip and frames."""
     checkpoint = os.path.abspath(args.checkpoint) if args.checkpoint else default_checkpoint()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     w, h = (int(x) for x in args.size.lower().split("x"))
-    os.environ["BLENDER_USER_RESOURCES"] = os.path.join(tmp, "user")
-    zp = build_zip(os.path.join(tmp, "zip"))
-    import bpy
-
-    bpy.ops.extensions.package_install_files(filepath=str(zp), repo="user_default", enable_on_install=True)
+    bpy = reconstructed_take(args.input, checkpoint, args.device, tmp, "pictures")
+    settings = bpy.context.scene.kinest
+    recon = bpy.context.window_manager.kinest_progress.last_result
     armature = importlib.import_module("bl_ext.user_default.kinest.kinest_blender.armature")
     keys = importlib.import_module("bl_ext.user_default.kinest.kinest_blender.keys")
     smooth_op = importlib.import_module("bl_ext.user_default.kinest.kinest_blender.smooth_op")
     from kinest_core.jitter import jitter_colors, jitter_summary
     from kinest_core.postprocess.smoothing import smooth_motion
 
-    bpy.ops.wm.read_homefile(use_empty=True)
-    t0 = time.perf_counter()
-    bpy.ops.import_scene.kinest_tracking(filepath=os.path.abspath(args.input))
-    settings = bpy.context.scene.kinest
-    settings.model_path = checkpoint
-    settings.device = args.device
-    bpy.ops.kinest.reconstruct()
-    recon = bpy.context.window_manager.kinest_progress.last_result
-    print(f"[pictures] {recon} ({time.perf_counter() - t0:.1f} s with import and bake)")
     arm = next(o for o in bpy.data.objects if o.type == "ARMATURE" and o.get("kinest_role") == "armature")
     body = next(o for o in bpy.data.objects if o.get("kinest_role") == "body")
     motion = armature.motion_from_armature(arm)

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from render_pictures import ROOT, build_zip, default_checkpoint, setup_scene
+from render_pictures import ROOT, default_checkpoint, reconstructed_take, setup_scene
 
 DEFAULT_CHARACTERS = ("quaternius_animated_human/Animated Human.fbx", "ojg_male_base_mesh/male_base_mesh.glb")
 #: Captions of the default characters (others are named by their file).
@@ -187,23 +187,12 @@ def make_picture(args: argparse.Namespace, tmp: str) -> int:
     out = Path(args.out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     w, h = (int(x) for x in args.size.lower().split("x"))
-    os.environ["BLENDER_USER_RESOURCES"] = os.path.join(tmp, "user")
-    zp = build_zip(os.path.join(tmp, "zip"))
-    import bpy
+    t0 = time.perf_counter()
+    bpy = reconstructed_take(args.input, checkpoint, args.device, tmp, "retarget pictures")
     from mathutils import Vector
 
-    bpy.ops.extensions.package_install_files(filepath=str(zp), repo="user_default", enable_on_install=True)
     armature = importlib.import_module("bl_ext.user_default.kinest.kinest_blender.armature")
     takes = importlib.import_module("bl_ext.user_default.kinest.kinest_blender.takes")
-
-    bpy.ops.wm.read_homefile(use_empty=True)
-    t0 = time.perf_counter()
-    bpy.ops.import_scene.kinest_tracking(filepath=os.path.abspath(args.input))
-    settings = bpy.context.scene.kinest
-    settings.model_path = checkpoint
-    settings.device = args.device
-    bpy.ops.kinest.reconstruct()
-    print(f"[retarget pictures] {bpy.context.window_manager.kinest_progress.last_result}")
     take = next(o for o in bpy.data.objects if o.type == "ARMATURE" and o.get(takes.ROLE_PROP) == "armature")
     body = [o for o in bpy.data.objects if o.get(takes.ROLE_PROP) == "body"]
     motion = armature.motion_from_armature(take)
