@@ -9,4 +9,5 @@ scripts/setup.sh
 ruff check kinest_core kinest_blender tests benchmarks scripts
 ruff format --check kinest_core kinest_blender tests benchmarks scripts
 mypy
-python -m pytest -q "$@"
+# One pytest-xdist worker per core (tests/conftest.py gives each one torch thread).
+python -m pytest -q -n auto --dist worksteal "$@"
