@@ -323,6 +323,21 @@ def sample_motion(frames: int = 90, seed: int = 1) -> Motion:
     return Motion(q, root, pos, body.rest_offsets, fps=30.0)
 
 
+def standing_motion(frames: int = 90, seed: int = 3) -> Motion:
+    """A calm motion a body can do with its feet planted: joints swaying up to ~17 degrees, the pelvis
+    shifting a few centimetres and sinking 4 cm (bent knees)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(frames) / 30.0
+    amp = rng.uniform(0.05, 0.3, (22, 3))
+    aa = amp * np.sin(2 * np.pi * rng.uniform(0.3, 1.0, (22, 3)) * t[:, None, None] + rng.uniform(0, 6.3, (22, 3)))
+    aa[:, 0] *= 0.3
+    local = rot.axis_angle_to_matrix(aa)
+    body = Skeleton.neutral(1.75)
+    root = np.stack([0.08 * np.sin(t), 0.05 * np.sin(1.3 * t), -0.04 + 0.02 * np.sin(3 * t)], axis=-1)
+    _, pos = forward_kinematics(local, body.rest_offsets, root)
+    return Motion(rot.quat_make_continuous(rot.matrix_to_quat(local), axis=0), root, pos, body.rest_offsets, fps=30.0)
+
+
 def global_rotations(motion: Motion) -> NDArray[np.float64]:
     return forward_kinematics(rot.quat_to_matrix(motion.local_rotations), motion.rest_offsets, motion.root_translation)[
         0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from retarget_rigs import CONVENTIONS, JOINT_INDEX, build_rig, global_rotations, sample_motion
+from retarget_rigs import CONVENTIONS, JOINT_INDEX, build_rig, global_rotations, sample_motion, standing_motion
 
 from kinest_core import cli
 from kinest_core import rotations as rot
@@ -134,6 +134,86 @@ def test_chunks_join_seamlessly(motion, monkeypatch: pytest.MonkeyPatch) -> None
     parts = rt.retarget(motion, rig.skeleton, bm, use_ik=True)
     assert np.allclose(whole.rotations, parts.rotations)
     assert np.all(np.sum(parts.rotations[1:] * parts.rotations[:-1], axis=-1) > 0)  # sign-continuous keys
+
+
+def _long_shins(skel: TargetSkeleton, bm, extra: float) -> TargetSkeleton:  # noqa: ANN001
+    """The same character with shins ``extra`` (skeleton units) longer: legs not built like ours."""
+    heads, tails = skel.heads.copy(), skel.tails.copy()
+    for side in ("left", "right"):
+        foot = skel.index(bm.joints[f"{side}_ankle"])
+        below = [b for b in range(len(skel.names)) if b == foot or foot in skel.ancestors(b)]
+        heads[below, 2] -= extra
+        tails[below, 2] -= extra
+        tails[skel.index(bm.joints[f"{side}_knee"]), 2] -= extra
+    return TargetSkeleton(skel.names, skel.parents, heads, tails, skel.rest_rotations)
+
+
+def test_planted_feet_stay_planted_on_a_character_with_other_legs() -> None:
+    """Copied rotations slide a foot whose leg is built unlike ours; the contacts hold it still, at its
+    standing height, and the holds fade in and out without a jump."""
+    from kinest_core.postprocess.foot_planting import plant_feet
+
+    motion = standing_motion()
+    contacts = np.zeros((motion.num_frames, 2), dtype=bool)
+    contacts[20:50, 0] = True
+    contacts[40:70, 1] = True
+    ours = plant_feet(motion, contacts)
+    rig = build_rig("mixamo")
+    bm = map_skeleton(rig.skeleton)
+    skel = _long_shins(rig.skeleton, bm, 0.12 * rig.units)
+    held = rt.retarget(ours, skel, bm)
+    free = rt.retarget(ours, skel, bm, plant_feet=False)
+    assert held.contacts is not None and np.array_equal(held.contacts, contacts)
+    assert free.contacts is not None  # the result carries them either way
+    leg = float(
+        np.linalg.norm(skel.heads[skel.index(bm.joints["left_hip"])] - skel.heads[skel.index(bm.joints["left_ankle"])])
+    )
+    for side, (a, b) in enumerate(((20, 50), (40, 70))):
+        ankle = skel.index(bm.joints[("left_ankle", "right_ankle")[side]])
+        h, f = rt.pose_heads(held)[:, ankle], rt.pose_heads(free)[:, ankle]
+        travel_free = np.linalg.norm(np.diff(f[a:b], axis=0), axis=-1).sum()
+        travel_held = np.linalg.norm(np.diff(h[a:b], axis=0), axis=-1).sum()
+        assert travel_free > 0.05 * leg  # the other proportions do slide this foot
+        assert travel_held < 1e-6 * travel_free, (travel_held, travel_free)
+        assert np.allclose(h[a:b, 2], skel.heads[ankle, 2], atol=1e-6 * leg)  # standing height
+        step_h = np.linalg.norm(np.diff(h, axis=0), axis=-1)
+        step_f = np.linalg.norm(np.diff(f, axis=0), axis=-1)
+        assert step_h.max() < 2.0 * step_f.max()  # faded in and out: no pop at a span's ends
+        assert np.allclose(h[: a - 6], f[: a - 6]) and np.allclose(h[b + 6 :], f[b + 6 :])  # untouched away
+
+
+def test_chunked_callers_give_the_foot_goals_of_the_whole_take() -> None:
+    """A caller that retargets chunk by chunk (the Blender operator) gets the whole take's result when it
+    passes the goals computed once; a span cut by a chunk boundary stays one hold."""
+    import dataclasses
+
+    from kinest_core.postprocess.foot_planting import plant_feet
+
+    motion = standing_motion()
+    contacts = np.zeros((motion.num_frames, 2), dtype=bool)
+    contacts[10:60, :] = True
+    ours = plant_feet(motion, contacts)
+    rig = build_rig("unreal")
+    bm = map_skeleton(rig.skeleton)
+    skel = _long_shins(rig.skeleton, bm, 10.0)
+    whole = rt.retarget(ours, skel, bm)
+    goals = rt.foot_goals(rt.target_ankles(ours, skel, bm), contacts, skel, bm)
+    parts = []
+    for a in range(0, ours.num_frames, 32):
+        sl = slice(a, a + 32)
+        piece = dataclasses.replace(
+            ours,
+            local_rotations=ours.local_rotations[sl],
+            root_translation=ours.root_translation[sl],
+            joint_positions=ours.joint_positions[sl],
+            contacts=contacts[sl],
+        )
+        parts.append(rt.retarget(piece, skel, bm, goals=goals[sl]).rotations)
+    joined = np.concatenate(parts)
+    joined *= np.where(np.sum(joined * whole.rotations, axis=-1, keepdims=True) < 0, -1.0, 1.0)
+    assert np.allclose(joined, whole.rotations, atol=1e-9)
+    with pytest.raises(ValueError, match="contacts have shape"):
+        rt.retarget(dataclasses.replace(ours, contacts=contacts[:10]), skel, bm)
 
 
 def test_non_humanoid_is_refused_before_any_key(motion) -> None:  # noqa: ANN001

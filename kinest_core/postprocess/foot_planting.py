@@ -41,7 +41,16 @@ from kinest_core.types import Motion
 
 Array = NDArray[np.float64]
 
-__all__ = ["CHUNK_FRAMES", "LEG_CHAINS", "PlantingOptions", "foot_targets", "leg_ik", "plant_feet", "planting_options"]
+__all__ = [
+    "CHUNK_FRAMES",
+    "LEG_CHAINS",
+    "PlantingOptions",
+    "foot_targets",
+    "held_positions",
+    "leg_ik",
+    "plant_feet",
+    "planting_options",
+]
 
 #: (hip, knee, ankle, toe) joint indices of the left and the right leg.
 LEG_CHAINS: tuple[tuple[int, int, int, int], ...] = ((1, 4, 7, 10), (2, 5, 8, 11))
@@ -271,6 +280,35 @@ def foot_targets(
         target[:, 2] += lift
         targets[:, side], turns[:, side] = target, want_rot
     return targets, turns
+
+
+def held_positions(
+    positions: NDArray, contacts: NDArray, standing: NDArray | None = None, blend_frames: int = 6
+) -> Array:
+    """Per foot, positions (F, 2, 3) held still in each contact span: at the span's least-squares
+    place (its mean), at height ``standing[side]`` where given (the sole on the floor), faded in
+    and out over ``blend_frames`` frames next to the span like :func:`foot_targets`.
+
+    For a skeleton that is not ours (a retargeted character's ankles): the place is where the
+    motion, on average, put that foot; outside the spans and fades the positions are unchanged."""
+    pos = np.asarray(positions, dtype=np.float64)
+    c = np.asarray(contacts, dtype=bool)
+    f = pos.shape[0]
+    if pos.shape != (f, 2, 3) or c.shape != (f, 2):
+        raise ValueError(f"positions {pos.shape} and contacts {c.shape} must be (F, 2, 3) and (F, 2)")
+    out = pos.copy()
+    for side in range(2):
+        spans = contact_spans(c[:, side : side + 1])[0]
+        deltas: list[Array] = []
+        for s, e in spans:
+            place = pos[s:e, side].mean(axis=0)
+            if standing is not None:
+                place[2] = float(standing[side])
+            deltas.append(place - pos[s:e, side])
+        still = [np.zeros((e - s, 3)) for s, e in spans]
+        delta, _ = _blend_in_out(f, spans, deltas, still, blend_frames)
+        out[:, side] += delta
+    return out
 
 
 def plant_feet(

@@ -10,7 +10,9 @@ target's rest pose (T, A, relaxed), bone rolls and axis conventions do not matte
 bones keep their rest pose relative to their parent, so bones inside a chain (twist, extra
 spine or neck bones) share the chain's rotation. The hips move by our pelvis's motion scaled
 by the ratio of hip heights (on the hips, on the rig's root bone, or in place); optional
-two-bone IK brings the hands to the scaled tracked hands and the ankles to our ankles.
+two-bone IK brings the hands to the scaled tracked hands and the ankles to our ankles. Where
+the motion has foot contacts, the legs hold each foot still through its spans (a character's
+legs are built unlike ours, so copied rotations alone would slide its feet).
 
 The result is free of Blender: per keyed bone, rotations relative to its rest in its own
 axes (Blender's pose-bone quaternion; for a BVH, the file's joint rotation) and locations.
@@ -25,6 +27,7 @@ from numpy.typing import NDArray
 
 from kinest_core import rotations as rot
 from kinest_core.postprocess.bone_map import BoneMap, TargetSkeleton
+from kinest_core.postprocess.foot_planting import held_positions
 from kinest_core.skeleton import JOINT_NAMES, PARENTS, forward_kinematics
 from kinest_core.types import Motion
 
@@ -64,7 +67,8 @@ class RetargetResult:
     """The motion on the target: per keyed bone, rotations (F, K, 4) wxyz relative to its rest in its
     own axes, and locations (F, 3) in its own rest axes and the skeleton's units for bones that move.
 
-    ``scale`` is the target's hip height over ours (root motion is multiplied by it).
+    ``scale`` is the target's hip height over ours (root motion is multiplied by it); ``contacts``
+    are the motion's, which the feet were held to.
     """
 
     skeleton: TargetSkeleton
@@ -74,6 +78,7 @@ class RetargetResult:
     locations: dict[str, NDArray[np.float64]]
     scale: float
     fps: float
+    contacts: NDArray[np.bool_] | None = None  # (F, 2) left, right: the motion's foot contacts
 
     @property
     def num_frames(self) -> int:
@@ -255,6 +260,78 @@ def _two_bone_ik(
     rots[f] = _swing(w - el, goal - new_elbow) @ rots[f]
 
 
+def _chunk_pose(
+    plan: _Plan,
+    skeleton: TargetSkeleton,
+    bone_map: BoneMap,
+    motion: Motion,
+    sl: slice,
+    root_motion: str,
+    use_ik: bool,
+    hand_targets: NDArray | None,
+    foot_goals: NDArray | None = None,
+) -> tuple[dict[int, NDArray], dict[int, NDArray], dict[int, NDArray]]:
+    """World rotations of the mapped bones, world rotation deltas and heads of the planned bones for
+    the frames ``sl`` (``foot_goals``: (frames of ``sl``, 2, 3) ankle goals for the legs, or None)."""
+    glob, pos = forward_kinematics(
+        rot.quat_to_matrix(motion.local_rotations[sl]), motion.rest_offsets, motion.root_translation[sl]
+    )
+    rots = {b: glob[:, j] @ plan.align[b] for b, j in plan.joint_of.items()}
+    for b, (j, ja, _ab) in plan.aim.items():
+        current = rots[b] @ (skeleton.heads[_ab] - skeleton.heads[b])
+        rots[b] = _swing(current, pos[:, ja] - pos[:, j]) @ rots[b]
+    deltas, heads = _pose(plan, skeleton, rots, pos[:, 0], root_motion)
+    if use_ik:
+        targets = pos[:, [20, 21]] if hand_targets is None else np.asarray(hand_targets, dtype=np.float64)[sl]
+        for limb, joints in IK_LIMBS.items():
+            bones = tuple(skeleton.index(bone_map.joints[j]) for j in joints)
+            goal_ours = targets[:, 0 if limb == "left_arm" else 1] if limb.endswith("arm") else pos[:, _J[joints[2]]]
+            goal = heads[plan.hips] + (goal_ours - pos[:, 0]) * plan.scale
+            _two_bone_ik(plan, skeleton, rots, heads, bones, goal, limb.endswith("leg"))
+        deltas, heads = _pose(plan, skeleton, rots, pos[:, 0], root_motion)
+    if foot_goals is not None:
+        for side, limb in enumerate(("left_leg", "right_leg")):
+            bones = tuple(skeleton.index(bone_map.joints[j]) for j in IK_LIMBS[limb])
+            _two_bone_ik(plan, skeleton, rots, heads, bones, np.asarray(foot_goals)[:, side], True)
+        deltas, heads = _pose(plan, skeleton, rots, pos[:, 0], root_motion)
+    return rots, deltas, heads
+
+
+def _ankle_bones(skeleton: TargetSkeleton, bone_map: BoneMap) -> list[int]:
+    return [skeleton.index(bone_map.joints[j]) for j in ("left_ankle", "right_ankle")]
+
+
+def target_ankles(
+    motion: Motion,
+    skeleton: TargetSkeleton,
+    bone_map: BoneMap,
+    root_motion: str = "hips",
+    use_ik: bool = False,
+    hand_targets: NDArray | None = None,
+) -> NDArray[np.float64]:
+    """World positions (F, 2, 3) of the target's ankle bones (left, right) as :func:`retarget` places
+    them before it plants the feet. Frames are independent: a caller may ask chunk by chunk."""
+    plan = _plan(motion, skeleton, bone_map, root_motion)
+    ankles = _ankle_bones(skeleton, bone_map)
+    n = motion.num_frames
+    out = np.empty((n, 2, 3))
+    for a in range(0, n, CHUNK_FRAMES):
+        sl = slice(a, min(a + CHUNK_FRAMES, n))
+        heads = _chunk_pose(plan, skeleton, bone_map, motion, sl, root_motion, use_ik, hand_targets)[2]
+        out[sl] = np.stack([heads[b] for b in ankles], axis=1)
+    return out
+
+
+def foot_goals(
+    ankles: NDArray, contacts: NDArray, skeleton: TargetSkeleton, bone_map: BoneMap, blend_frames: int = 6
+) -> NDArray[np.float64]:
+    """Ankle goals (F, 2, 3) that keep the target's feet planted: ``ankles`` (:func:`target_ankles`)
+    held still through each contact span at the ankle's standing height (its rest height), faded
+    in and out next to the spans; elsewhere the ankles as they were."""
+    standing = skeleton.heads[_ankle_bones(skeleton, bone_map), 2]
+    return held_positions(ankles, contacts, standing, blend_frames)
+
+
 def retarget(
     motion: Motion,
     skeleton: TargetSkeleton,
@@ -262,9 +339,17 @@ def retarget(
     root_motion: str = "hips",
     use_ik: bool = False,
     hand_targets: NDArray | None = None,
+    plant_feet: bool = True,
+    goals: NDArray | None = None,
 ) -> RetargetResult:
     """The motion on ``skeleton`` (see the module doc). ``hand_targets`` (F, 2, 3): IK goals for the
-    left and right wrists in our world (default: the motion's own wrists, which follow the tracking)."""
+    left and right wrists in our world (default: the motion's own wrists, which follow the tracking).
+
+    Feet: with ``plant_feet`` and ``motion.contacts``, each foot of the target stays still through
+    its contact spans (two-bone IK at hip and knee, :func:`foot_goals`): a character whose legs
+    are built unlike ours would otherwise slide. ``goals`` (F, 2, 3) gives the ankle goals instead
+    (a caller working chunk by chunk computes them once for the whole take). The result carries
+    the contacts."""
     if root_motion not in ROOT_MOTION_MODES:
         raise ValueError(f"root motion {root_motion!r} is not one of {', '.join(ROOT_MOTION_MODES)}")
     plan = _plan(motion, skeleton, bone_map, root_motion)
@@ -272,6 +357,14 @@ def retarget(
     if plan.root is not None and plan.root not in keyed:
         keyed.insert(0, plan.root)
     n = motion.num_frames
+    contacts = None if motion.contacts is None else np.asarray(motion.contacts, dtype=bool)
+    if contacts is not None and contacts.shape != (n, 2):
+        raise ValueError(f"the motion's contacts have shape {contacts.shape}; expected ({n}, 2)")
+    if goals is None and plant_feet and contacts is not None and contacts.any():
+        ankles = target_ankles(motion, skeleton, bone_map, root_motion, use_ik, hand_targets)
+        goals = foot_goals(ankles, contacts, skeleton, bone_map)
+    if goals is not None and np.shape(goals) != (n, 2, 3):
+        raise ValueError(f"foot goals have shape {np.shape(goals)}; expected ({n}, 2, 3)")
     quats = np.empty((n, len(keyed), 4))
     locs: dict[int, NDArray] = {
         b: np.zeros((n, 3)) for b in [plan.hips, *([plan.root] if plan.root is not None else [])]
@@ -279,24 +372,10 @@ def retarget(
     prev = None
     for a in range(0, n, CHUNK_FRAMES):
         sl = slice(a, min(a + CHUNK_FRAMES, n))
-        glob, pos = forward_kinematics(
-            rot.quat_to_matrix(motion.local_rotations[sl]), motion.rest_offsets, motion.root_translation[sl]
+        chunk_goals = None if goals is None else np.asarray(goals, dtype=np.float64)[sl]
+        _rots, deltas, heads = _chunk_pose(
+            plan, skeleton, bone_map, motion, sl, root_motion, use_ik, hand_targets, chunk_goals
         )
-        rots = {b: glob[:, j] @ plan.align[b] for b, j in plan.joint_of.items()}
-        for b, (j, ja, _ab) in plan.aim.items():
-            current = rots[b] @ (skeleton.heads[_ab] - skeleton.heads[b])
-            rots[b] = _swing(current, pos[:, ja] - pos[:, j]) @ rots[b]
-        deltas, heads = _pose(plan, skeleton, rots, pos[:, 0], root_motion)
-        if use_ik:
-            targets = pos[:, [20, 21]] if hand_targets is None else np.asarray(hand_targets, dtype=np.float64)[sl]
-            for limb, joints in IK_LIMBS.items():
-                bones = tuple(skeleton.index(bone_map.joints[j]) for j in joints)
-                goal_ours = (
-                    targets[:, 0 if limb == "left_arm" else 1] if limb.endswith("arm") else pos[:, _J[joints[2]]]
-                )
-                goal = heads[plan.hips] + (goal_ours - pos[:, 0]) * plan.scale
-                _two_bone_ik(plan, skeleton, rots, heads, bones, goal, limb.endswith("leg"))
-            deltas, heads = _pose(plan, skeleton, rots, pos[:, 0], root_motion)
         chunk = np.empty((sl.stop - sl.start, len(keyed), 4))
         for k, b in enumerate(keyed):
             p = skeleton.parents[b]
@@ -322,7 +401,7 @@ def retarget(
         quats[sl] = chunk
     names = tuple(skeleton.names[b] for b in keyed)
     locations = {skeleton.names[b]: v for b, v in locs.items()}
-    return RetargetResult(skeleton, bone_map, names, quats, locations, plan.scale, motion.fps)
+    return RetargetResult(skeleton, bone_map, names, quats, locations, plan.scale, motion.fps, contacts)
 
 
 def pose_heads(result: RetargetResult, frames: NDArray | None = None) -> NDArray[np.float64]:
