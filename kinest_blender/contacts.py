@@ -6,13 +6,14 @@ every frame, in the take's own action (:func:`contact_curves`), so the contacts 
 take (a re-bake, an export, a retarget) and show in the Graph Editor and Dope Sheet; a
 timeline marker at the start of each span (``KineST L`` / ``KineST R``) shows where a foot is
 locked. An animator edits the keys (by hand, or with Mark / Clear Contact); Plant Feet reads
-them back (:func:`read_contacts`, a key counts from 0.5 up). Main thread only (``bpy``).
+them back (:func:`read_contacts`, a key counts from 0.5 up). Retarget keys the same property on
+a character's foot bones (:func:`key_foot_contacts`). Main thread only (``bpy``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import bpy
 import numpy as np
@@ -46,8 +47,13 @@ def marker_name(side: int) -> str:
 
 def prepare_bones(obj: bpy.types.Object, names: Sequence[str]) -> None:
     """Give the foot bones their ``kinest_contact`` property (0..1), which the keys then drive."""
-    for j in FOOT_JOINTS:
-        pb = obj.pose.bones[names[j]]
+    prepare_foot_bones(obj, [names[j] for j in FOOT_JOINTS])
+
+
+def prepare_foot_bones(obj: bpy.types.Object, feet: Sequence[str]) -> None:
+    """``kinest_contact`` (0..1) on the named foot bones (left, right): a take's or a character's."""
+    for bone in feet:
+        pb = obj.pose.bones[bone]
         if CONTACT_PROP not in pb:
             pb[CONTACT_PROP] = 0.0
         try:
@@ -115,6 +121,15 @@ def write_contacts(obj: bpy.types.Object, contacts: NDArray, scene: bpy.types.Sc
         takes.write_fcurve_keys(cb, path, index, frames, c[:, side].astype(np.float32), group)
     deselect_keys(obj)
     update_markers(scene, c, start)
+
+
+def key_foot_contacts(cb: Any, feet: Sequence[str], contacts: NDArray, frame_start: int) -> None:
+    """Key contacts (frames, 2) as ``kinest_contact`` on the foot bones ``feet`` (left, right) in the
+    channel bag ``cb`` (a retargeted character's new action), one key per frame."""
+    c = np.asarray(contacts, dtype=bool)
+    frames = np.arange(frame_start, frame_start + c.shape[0], dtype=np.float32)
+    for side, bone in enumerate(feet):
+        takes.write_fcurve_keys(cb, contact_path(bone), 0, frames, c[:, side].astype(np.float32), bone)
 
 
 def _names(obj: bpy.types.Object) -> tuple[str, ...]:

@@ -2,11 +2,14 @@
 """``kinest.retarget``: the scene's KineST take played on the animator's own armature.
 
 Everything happens on the main thread in short steps (:meth:`RetargetJob.step`), so a long take
-neither freezes Blender nor leaves half a result: the job first computes the keys a chunk of
-frames at a time (the core's :func:`~kinest_core.postprocess.retarget.retarget`, then
+neither freezes Blender nor leaves half a result: the job first finds where the character's feet
+stand (the take's contact keys; the ankles a chunk of frames at a time, then one hold per
+contact span), then computes the keys a chunk of frames at a time (the core's
+:func:`~kinest_core.postprocess.retarget.retarget`, then
 :mod:`.retarget_keys` for what the rig's constraints do), then writes them a few F-curves at a
 time into a new action that nothing uses yet, and only its last step touches the target (the
-action assigned, Rigify's switches set to FK, the mapping stored). A cancel at any point removes
+action assigned, Rigify's switches set to FK, the mapping stored; the action also keys the take's
+contacts on the character's foot bones). A cancel at any point removes
 that action and nothing else; the finished operator is one undo step. Called from a script or
 in background mode it runs to the end, like ``kinest.reconstruct``.
 """
@@ -22,7 +25,7 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from . import armature, retarget_bake, takes
+from . import armature, contacts, retarget_bake, takes
 from .retarget_keys import ParentModel, continue_signs, pose_keys
 
 if TYPE_CHECKING:
@@ -95,6 +98,7 @@ def _chunk(motion: Motion, a: int, b: int) -> Motion:
         local_rotations=motion.local_rotations[a:b],
         root_translation=motion.root_translation[a:b],
         joint_positions=motion.joint_positions[a:b],
+        contacts=None if motion.contacts is None else motion.contacts[a:b],
     )
 
 
@@ -109,6 +113,7 @@ class RetargetJob:
         use_ik: bool = False,
         root_motion: str = "hips",
         mapping: dict[str, str] | None = None,
+        plant_feet: bool = True,
     ) -> None:
         """Resolve and check everything (raises ValueError with a message for the user)."""
         from kinest_core.postprocess.bone_map import BoneMap, BoneMapError, map_skeleton
@@ -118,6 +123,10 @@ class RetargetJob:
         self.source = find_source(context, source)
         self.use_ik, self.root_motion = use_ik, root_motion
         self.motion = armature.motion_from_armature(self.source)
+        take_contacts = contacts.read_contacts(self.source)  # as the animator left them
+        if take_contacts is not None and take_contacts.shape == (self.motion.num_frames, 2):
+            self.motion = dataclasses.replace(self.motion, contacts=take_contacts)
+        self.plant_feet = plant_feet and self.motion.contacts is not None and bool(self.motion.contacts.any())
         self.frame_start = int(self.source.get(takes.FRAME_START_PROP, 1))
         rest = retarget_bake.target_skeleton(self.obj)
         if mapping is None:
@@ -125,7 +134,9 @@ class RetargetJob:
         try:
             self.bone_map: BoneMap = BoneMap.from_mapping(mapping, rest) if mapping else map_skeleton(rest)
             self.bone_map.require()
-            keyed = retarget(_chunk(self.motion, 0, 1), rest, self.bone_map, root_motion=root_motion).keyed
+            keyed = retarget(
+                _chunk(self.motion, 0, 1), rest, self.bone_map, root_motion=root_motion, plant_feet=False
+            ).keyed
         except BoneMapError as exc:
             raise ValueError(f"{self.obj.name}: {exc}") from None
         self.switches = retarget_bake.rigify_switches(self.obj)
@@ -137,6 +148,10 @@ class RetargetJob:
         self.keyed = keyed
         self._kidx = [self.skeleton.index(n) for n in keyed]
         n = self.motion.num_frames
+        self.feet = (self.bone_map.joints["left_ankle"], self.bone_map.joints["right_ankle"])
+        self.ankles = np.empty((n if self.plant_feet else 0, 2, 3))
+        self.located = 0 if self.plant_feet else n  # frames whose ankles are known
+        self.goals: np.ndarray | None = None
         self.quats = np.empty((n, len(keyed), 4), dtype=np.float32)
         self.locs = np.empty((n, len(keyed), 3), dtype=np.float32)
         self.computed = 0
@@ -153,24 +168,45 @@ class RetargetJob:
     # progress -------------------------------------------------------------------------------
     @property
     def total(self) -> int:
-        return self.motion.num_frames + 5 * len(self.keyed)
+        return self.motion.num_frames * (2 if self.plant_feet else 1) + 5 * len(self.keyed)
 
     @property
     def done(self) -> int:
-        return self.computed + self.written
+        return self.computed + self.written + (self.located if self.plant_feet else 0)
 
     def fraction(self) -> float:
-        total = self.motion.num_frames + max(len(self.curves), 4 * len(self.keyed))
-        return min(1.0, (self.computed + self.written) / max(total, 1))
+        frames = self.motion.num_frames * (2 if self.plant_feet else 1)
+        total = frames + max(len(self.curves), 4 * len(self.keyed))
+        return min(1.0, self.done / max(total, 1))
 
     # steps ----------------------------------------------------------------------------------
+    def _locate_chunk(self) -> None:
+        """The character's ankles for a chunk of frames; once all are known, the held foot goals."""
+        from kinest_core.postprocess.retarget import foot_goals, target_ankles
+
+        a = self.located
+        b = min(a + CHUNK_FRAMES, self.motion.num_frames)
+        self.ankles[a:b] = target_ankles(
+            _chunk(self.motion, a, b), self.skeleton, self.bone_map, self.root_motion, self.use_ik
+        )
+        self.located = b
+        if b == self.motion.num_frames:
+            assert self.motion.contacts is not None
+            self.goals = foot_goals(self.ankles, self.motion.contacts, self.skeleton, self.bone_map)
+
     def _compute_chunk(self) -> None:
         from kinest_core.postprocess.retarget import pose_world, retarget
 
         a = self.computed
         b = min(a + CHUNK_FRAMES, self.motion.num_frames)
         res = retarget(
-            _chunk(self.motion, a, b), self.skeleton, self.bone_map, root_motion=self.root_motion, use_ik=self.use_ik
+            _chunk(self.motion, a, b),
+            self.skeleton,
+            self.bone_map,
+            root_motion=self.root_motion,
+            use_ik=self.use_ik,
+            plant_feet=False,
+            goals=None if self.goals is None else self.goals[a:b],
         )
         if res.keyed != tuple(self.keyed):
             raise RuntimeError("the rig's keyed bones changed during the retarget (was it edited?)")
@@ -219,6 +255,10 @@ class RetargetJob:
             return self.state
         t0 = time.perf_counter()
         try:
+            while self.located < self.motion.num_frames:
+                self._locate_chunk()
+                if budget_s is not None and time.perf_counter() - t0 >= budget_s:
+                    return RUNNING
             while self.computed < self.motion.num_frames:
                 self._compute_chunk()
                 if budget_s is not None and time.perf_counter() - t0 >= budget_s:
@@ -250,6 +290,9 @@ class RetargetJob:
             takes.write_fcurve_keys(
                 cb, f'pose.bones["{bone}"]["{prop}"]', 0, np.array([self.frame_start]), np.array([value]), bone
             )
+        if self.motion.contacts is not None:  # the take's contacts travel with the motion
+            contacts.prepare_foot_bones(obj, self.feet)
+            contacts.key_foot_contacts(cb, self.feet, self.motion.contacts, self.frame_start)
         for bone in self.keyed:
             pb = obj.pose.bones[bone]
             pb.rotation_mode = "QUATERNION"
@@ -275,6 +318,7 @@ class RetargetJob:
                 pass
             self._action_name = ""
         self.quats = self.locs = np.empty((0, 0, 0), dtype=np.float32)
+        self.ankles, self.goals = np.empty((0, 2, 3)), None
 
     def cancel(self) -> None:
         """Stop; the target stays as it was (the unfinished action is removed)."""
@@ -286,6 +330,8 @@ class RetargetJob:
         n = self.motion.num_frames
         secs = getattr(self, "finished_at", time.perf_counter()) - self.started
         text = f"Retargeted {n} frames of {self.source.name} onto {self.obj.name} ({len(self.keyed)} bones) in {secs:.1f} s"
+        if self.plant_feet:
+            text += "; feet held through the take's contacts"
         if self.model.partial:
             text += f"; parents that follow part way (keys may be off): {', '.join(self.model.partial)}"
         return text
@@ -318,6 +364,12 @@ class KINEST_OT_retarget(bpy.types.Operator):
         name="Use IK", default=False, description="Bend arms and legs so hands and feet reach the scaled tracked ones"
     )
     root_motion: EnumProperty(name="Root Motion", items=ROOT_MOTION_ITEMS, default="hips")
+    plant_feet: BoolProperty(
+        name="Plant Feet",
+        default=True,
+        description="Hold each foot still where the take's contact keys say it stands (the character's legs are "
+        "built unlike the take's, so copied rotations alone slide its feet)",
+    )
 
     _job: RetargetJob | None = None
     _timer: Any = None
@@ -328,7 +380,9 @@ class KINEST_OT_retarget(bpy.types.Operator):
 
     def _start(self, context: bpy.types.Context) -> RetargetJob | None:
         try:
-            job = RetargetJob(context, self.target, self.source, self.use_ik, self.root_motion)
+            job = RetargetJob(
+                context, self.target, self.source, self.use_ik, self.root_motion, plant_feet=self.plant_feet
+            )
         except ValueError as exc:
             self.report({"ERROR"}, str(exc))
             return None

@@ -48,6 +48,9 @@ class KinestRetargetSettings(bpy.types.PropertyGroup):
         name="Use IK", default=False, description="Bend arms and legs so hands and feet reach the scaled tracked ones"
     )
     root_motion: EnumProperty(name="Root Motion", items=retarget_op.ROOT_MOTION_ITEMS, default="hips")
+    plant_feet: BoolProperty(
+        name="Plant Feet", default=True, description="Hold each foot still where the take's contact keys say it stands"
+    )
 
 
 def fill_mapping(settings: KinestRetargetSettings, target: bpy.types.Object, mapping: dict[str, str]) -> None:
@@ -223,6 +226,7 @@ class KINEST_PT_retarget(bpy.types.Panel):
         col.use_property_split = True
         col.prop(settings, "use_ik")
         col.prop(settings, "root_motion")
+        col.prop(settings, "plant_feet")
         if progress.running and retarget_op.active_job() is not None:
             layout.progress(factor=progress.fraction, type="BAR", text=f"Retargeting {progress.frames} frames")
             layout.operator("kinest.retarget_cancel", icon="CANCEL")
@@ -231,6 +235,7 @@ class KINEST_PT_retarget(bpy.types.Panel):
             op.target = target.name if target is not None else ""
             op.use_ik = settings.use_ik
             op.root_motion = settings.root_motion
+            op.plant_feet = settings.plant_feet
         if progress.message:
             layout.label(text=progress.message)
         if target is not None and retarget_bake.MAP_PROP in target:

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from scipy.spatial.transform import Rotation
 
 from kinest_core import rotations as rot
-from kinest_core.postprocess.bone_map import TargetSkeleton
+from kinest_core.postprocess.bone_map import BoneMap, TargetSkeleton
 from kinest_core.skeleton import JOINT_NAMES, Skeleton, forward_kinematics
 from kinest_core.types import Motion
 
@@ -321,6 +321,18 @@ def sample_motion(frames: int = 90, seed: int = 1) -> Motion:
     _, pos = forward_kinematics(local, body.rest_offsets, root)
     q = rot.quat_make_continuous(rot.matrix_to_quat(local), axis=0)
     return Motion(q, root, pos, body.rest_offsets, fps=30.0)
+
+
+def longer_shins(skel: TargetSkeleton, bone_map: BoneMap, extra: float) -> TargetSkeleton:
+    """The same character with shins ``extra`` (skeleton units) longer: legs not built like ours."""
+    heads, tails = skel.heads.copy(), skel.tails.copy()
+    for side in ("left", "right"):
+        foot = skel.index(bone_map.joints[f"{side}_ankle"])
+        below = [b for b in range(len(skel.names)) if b == foot or foot in skel.ancestors(b)]
+        heads[below, 2] -= extra
+        tails[below, 2] -= extra
+        tails[skel.index(bone_map.joints[f"{side}_knee"]), 2] -= extra
+    return TargetSkeleton(skel.names, skel.parents, heads, tails, skel.rest_rotations)
 
 
 def standing_motion(frames: int = 90, seed: int = 3) -> Motion:

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from retarget_rigs import CONVENTIONS, JOINT_INDEX, build_rig, global_rotations, sample_motion, standing_motion
+from retarget_rigs import (
+    CONVENTIONS,
+    JOINT_INDEX,
+    build_rig,
+    global_rotations,
+    longer_shins,
+    sample_motion,
+    standing_motion,
+)
 
 from kinest_core import cli
 from kinest_core import rotations as rot
@@ -136,18 +144,6 @@ def test_chunks_join_seamlessly(motion, monkeypatch: pytest.MonkeyPatch) -> None
     assert np.all(np.sum(parts.rotations[1:] * parts.rotations[:-1], axis=-1) > 0)  # sign-continuous keys
 
 
-def _long_shins(skel: TargetSkeleton, bm, extra: float) -> TargetSkeleton:  # noqa: ANN001
-    """The same character with shins ``extra`` (skeleton units) longer: legs not built like ours."""
-    heads, tails = skel.heads.copy(), skel.tails.copy()
-    for side in ("left", "right"):
-        foot = skel.index(bm.joints[f"{side}_ankle"])
-        below = [b for b in range(len(skel.names)) if b == foot or foot in skel.ancestors(b)]
-        heads[below, 2] -= extra
-        tails[below, 2] -= extra
-        tails[skel.index(bm.joints[f"{side}_knee"]), 2] -= extra
-    return TargetSkeleton(skel.names, skel.parents, heads, tails, skel.rest_rotations)
-
-
 def test_planted_feet_stay_planted_on_a_character_with_other_legs() -> None:
     """Copied rotations slide a foot whose leg is built unlike ours; the contacts hold it still, at its
     standing height, and the holds fade in and out without a jump."""
@@ -160,7 +156,7 @@ def test_planted_feet_stay_planted_on_a_character_with_other_legs() -> None:
     ours = plant_feet(motion, contacts)
     rig = build_rig("mixamo")
     bm = map_skeleton(rig.skeleton)
-    skel = _long_shins(rig.skeleton, bm, 0.12 * rig.units)
+    skel = longer_shins(rig.skeleton, bm, 0.12 * rig.units)
     held = rt.retarget(ours, skel, bm)
     free = rt.retarget(ours, skel, bm, plant_feet=False)
     assert held.contacts is not None and np.array_equal(held.contacts, contacts)
@@ -195,7 +191,7 @@ def test_chunked_callers_give_the_foot_goals_of_the_whole_take() -> None:
     ours = plant_feet(motion, contacts)
     rig = build_rig("unreal")
     bm = map_skeleton(rig.skeleton)
-    skel = _long_shins(rig.skeleton, bm, 10.0)
+    skel = longer_shins(rig.skeleton, bm, 10.0)
     whole = rt.retarget(ours, skel, bm)
     goals = rt.foot_goals(rt.target_ankles(ours, skel, bm), contacts, skel, bm)
     parts = []
@@ -284,6 +280,31 @@ def test_cli_retargets_onto_a_bvh_skeleton(tmp_path: Path, motion, capsys: pytes
     # the hips travel with our pelvis, scaled
     hips = pos[:, idx["mixamorig1:Hips"]]
     assert np.linalg.norm(hips[-1] - hips[0]) > 0.5 * np.linalg.norm(ours[-1, 0] - ours[0, 0])
+
+
+def test_cli_holds_the_feet_unless_told_not_to(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from kinest_core.postprocess.foot_planting import plant_feet
+
+    motion = standing_motion()
+    contacts = np.zeros((motion.num_frames, 2), dtype=bool)
+    contacts[20:50, 0] = True
+    planted = plant_feet(motion, contacts)
+    rig_path, motion_path = tmp_path / "rig.bvh", tmp_path / "take.npz"
+    _rig_bvh(rig_path, "mixamo")
+    planted.save_npz(str(motion_path))
+    travel = {}
+    for flag in ([], ["--no-plant-feet"]):
+        out = tmp_path / f"out{len(flag)}.bvh"
+        assert cli.main(["retarget", str(motion_path), "--target", str(rig_path), "-o", str(out), *flag]) == 0
+        printed = capsys.readouterr().out
+        assert ("feet: held still through 1 left and 0 right" in printed) is not flag, printed
+        bvh = read_bvh(str(out))
+        ankle = bvh.global_transforms()[1][20:50, bvh.names.index("mixamorig:LeftFoot")]
+        travel[bool(flag)] = float(np.linalg.norm(np.diff(ankle, axis=0), axis=-1).sum())
+    assert travel[False] < 1e-3 * travel[True], travel  # still but for the file's rounding
+    motion.save_npz(str(motion_path))  # no contacts: said so, not faked
+    assert cli.main(["retarget", str(motion_path), "--target", str(rig_path), "-o", str(tmp_path / "o.bvh")]) == 0
+    assert "the motion has no contacts" in capsys.readouterr().out
 
 
 def test_cli_refuses_to_overwrite_its_input_and_names_a_non_humanoid(tmp_path: Path, motion, capsys) -> None:  # noqa: ANN001

@@ -39,6 +39,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ik", action="store_true", help="bend arms and legs so hands and feet reach ours (scaled)")
     p.add_argument("--root-motion", choices=ROOT_MOTION_MODES, default="hips", help="where the travel goes")
     p.add_argument("--map", help="JSON file {smpl_joint: bone} to use instead of the automatic mapping")
+    p.add_argument(
+        "--no-plant-feet",
+        dest="plant_feet",
+        action="store_false",
+        help="let the feet follow the copied leg rotations (default: each foot is held still through the "
+        "motion's contact spans)",
+    )
     p.set_defaults(run=run)
 
 
@@ -159,8 +166,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         bm = map_skeleton(skel)
     print(f"mapping of {args.target}:\n{bm.describe()}")
-    result = retarget(motion, skel, bm, root_motion=args.root_motion, use_ik=args.ik)
+    result = retarget(motion, skel, bm, root_motion=args.root_motion, use_ik=args.ik, plant_feet=args.plant_feet)
     with staged_outputs(out) as (tmp,):  # written beside the target and renamed: no half-written file
         tmp.write_text(bvh_text(bvh, result), encoding="utf-8")
     print(f"wrote {out}: {result.num_frames} frames on {len(skel.names)} joints (root motion x{result.scale:.3g})")
+    if result.contacts is None:
+        print("feet: the motion has no contacts, so nothing held them (reconstruct it again to get them)")
+    else:
+        from kinest_core.postprocess.contacts import contact_spans
+
+        left, right = (len(s) for s in contact_spans(result.contacts))
+        verb = "held still through" if args.plant_feet else "not held (--no-plant-feet):"
+        print(f"feet: {verb} {left} left and {right} right contact span(s)")
     return 0

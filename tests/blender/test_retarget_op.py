@@ -11,7 +11,7 @@ import pytest
 from kb_helpers import FIXTURES, REPO, bpy, mod, scene_state
 
 sys.path.insert(0, str(REPO / "tests"))
-from retarget_rigs import build_rig, sample_motion  # noqa: E402
+from retarget_rigs import build_rig, longer_shins, sample_motion, standing_motion  # noqa: E402
 
 from kinest_core import rotations as rot  # noqa: E402
 from kinest_core.postprocess import retarget as rt  # noqa: E402
@@ -36,10 +36,15 @@ def _take(context, frames: int = FRAMES):
     return motion, mod("bake").bake_motion(context, motion, "take", body=False, jitter=False)
 
 
-def _character(context, convention: str = "mixamo", mesh: bool = True) -> bpy.types.Object:
-    """A code-built character of a convention (its units as object scale) with a box per limb bone, skinned."""
+def _character(context, convention: str = "mixamo", mesh: bool = True, shins: float = 0.0) -> bpy.types.Object:
+    """A code-built character of a convention (its units as object scale) with a box per limb bone, skinned;
+    ``shins``: metres added to its shins (legs built unlike ours)."""
     rig = build_rig(convention)
     skel = rig.skeleton
+    if shins:
+        from kinest_core.postprocess.bone_map import map_skeleton
+
+        skel = longer_shins(skel, map_skeleton(skel), shins * rig.units)
     data = bpy.data.armatures.new(f"{convention}_arm")
     obj = bpy.data.objects.new(convention, data)
     context.scene.collection.objects.link(obj)
@@ -143,6 +148,45 @@ def test_script_workflow_record_reconstruct_retarget_export(clean, checkpoint, t
     assert len(meshes) == 1 and len(arms) == 1
     a, b = _mesh_positions(bpy.context, meshes[0], 10), _mesh_positions(bpy.context, meshes[0], 60)
     assert np.abs(a - b).max() > 0.01  # the skinned mesh deforms with the retargeted keys
+
+
+def test_the_take_contacts_travel_to_the_character_and_hold_its_feet(clean):
+    """The character's foot bones get the take's contact keys, its feet stand still through the spans
+    (its shins are longer than ours, so copied rotations alone slide them), and an edited contact or
+    Plant Feet off changes that."""
+    from kinest_core.postprocess.foot_planting import plant_feet
+
+    c = np.zeros((90, 2), dtype=bool)
+    c[20:50, 0] = True
+    c[40:70, 1] = True
+    take = mod("bake").bake_motion(clean, plant_feet(standing_motion(), c), "take", body=False, jitter=False)
+    char = _character(clean, "mixamo", mesh=False, shins=0.12)
+    start = int(take["kinest_frame_start"])
+    span = list(range(start + 20, start + 50))
+    foot = "mixamorig:LeftFoot"
+
+    def left_foot_travel() -> float:
+        heads = mod("retarget_bake").world_heads(clean, char, [foot], span)[:, 0]
+        return float(np.linalg.norm(np.diff(heads, axis=0), axis=-1).sum())
+
+    assert bpy.ops.kinest.retarget(target=char.name, source=take.name) == {"FINISHED"}
+    cb = char.animation_data.action.layers[0].strips[0].channelbag(char.animation_data.action_slot)
+    for side, bone in enumerate((foot, "mixamorig:RightFoot")):
+        fc = cb.fcurves.find(f'pose.bones["{bone}"]["kinest_contact"]')
+        values = np.empty(2 * len(fc.keyframe_points))
+        fc.keyframe_points.foreach_get("co", values)
+        assert np.array_equal(values[1::2] >= 0.5, c[:, side])
+    held = left_foot_travel()
+    assert bpy.ops.kinest.retarget(target=char.name, source=take.name, plant_feet=False) == {"FINISHED"}
+    free = left_foot_travel()
+    edited = c.copy()
+    edited[:, 0] = False  # the animator clears the left foot's contacts on the take
+    mod("contacts").write_contacts(take, edited, clean.scene)
+    assert bpy.ops.kinest.retarget(target=char.name, source=take.name) == {"FINISHED"}
+    cleared = left_foot_travel()
+    assert free > 0.02  # metres over the span: the longer shins slide the copied foot
+    assert held < 1e-3 * free, (held, free)
+    assert cleared > 0.5 * free, (cleared, free)
 
 
 def test_generated_rigify_rig_keyed_on_fk_controls(clean, capsys):
