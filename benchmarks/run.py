@@ -229,20 +229,23 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="shorter motion and fewer repeats: under a minute")
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--no-blender", action="store_true", help="only the in-process (torch) benchmarks")
+    only = ap.add_mutually_exclusive_group()
+    only.add_argument("--no-blender", action="store_true", help="only the in-process (torch) benchmarks")
+    only.add_argument("--blender-only", action="store_true", help="only the benchmarks in a headless Blender")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    try:
-        model, _ = load_model(None, device="cpu")
-    except FileNotFoundError:
-        model = KineST(KineSTConfig()).eval()
     res: dict[str, Any] = {"quick": args.quick}
-    res.update(run_all(model, quick=args.quick))
-    res.update(inference_keys(res))
-    res.update(window_costs(model, (1, 4, 16) if args.quick else (1, 4, 8, 16, 64), repeats=1 if args.quick else 3))
-    res.update(
-        training_step_ratio(batch=2 if args.quick else 8, repeats=1 if args.quick else 2, rounds=1 if args.quick else 2)
-    )
+    if not args.blender_only:
+        try:
+            model, _ = load_model(None, device="cpu")
+        except FileNotFoundError:
+            model = KineST(KineSTConfig()).eval()
+        res.update(run_all(model, quick=args.quick))
+        res.update(inference_keys(res))
+        costs = window_costs(model, (1, 4, 16) if args.quick else (1, 4, 8, 16, 64), repeats=1 if args.quick else 3)
+        res.update(costs)
+        quick = args.quick
+        res.update(training_step_ratio(batch=2 if quick else 8, repeats=1 if quick else 2, rounds=1 if quick else 2))
     if not args.no_blender:
         res.update(blender_benchmarks(args.quick))
     res["benchmark_wall_s"] = time.perf_counter() - t0
