@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kinest_core import rotations as rot
+from kinest_core.outputs import staged_outputs
 from kinest_core.skeleton import JOINT_NAMES, PARENTS, forward_kinematics
 from kinest_core.training.mocap import CONVERTER_VERSION, ConversionReport, convert_bvh
 from kinest_core.types import Motion
@@ -183,7 +184,7 @@ def convert_folder(
         names = []
         for i, m in enumerate(motions):
             name = f"{stem}_{i:02d}.npz"
-            _save_atomic(m, os.path.join(cache_dir, name))
+            m.save_npz(os.path.join(cache_dir, name))  # renamed into place: ranks converting at once never clash
             names.append(name)
         rep = reports[0].as_dict()
         rep.update(
@@ -194,10 +195,8 @@ def convert_folder(
             seconds=round(time.perf_counter() - t0, 3),
         )
         index[stem] = rep
-        part = f"{index_path}.{os.getpid()}.part"
-        with open(part, "w", encoding="utf-8") as fh:
-            json.dump(index, fh, indent=1)
-        os.replace(part, index_path)
+        with staged_outputs(index_path) as (part,):  # renamed into place: torchrun ranks never read half of it
+            part.write_text(json.dumps(index, indent=1), encoding="utf-8")
         out.extend(os.path.join(cache_dir, n) for n in names)
         changed = True
         if progress is not None:
@@ -208,11 +207,9 @@ def convert_folder(
         motions_all = [Motion.load_npz(f) for f in out]
         corr = harmonize(motions_all, [subject_key(f) for f in out])
         for f, m in zip(out, motions_all, strict=True):
-            _save_atomic(m, f)
-        part = os.path.join(cache_dir, f"harmonize.json.{os.getpid()}.part")
-        with open(part, "w", encoding="utf-8") as fh:
-            json.dump(corr, fh, indent=1)
-        os.replace(part, os.path.join(cache_dir, "harmonize.json"))
+            m.save_npz(f)  # written beside and renamed into place (kinest_core.outputs.write_npz)
+        with staged_outputs(os.path.join(cache_dir, "harmonize.json")) as (part,):
+            part.write_text(json.dumps(corr, indent=1), encoding="utf-8")
     return out
 
 
@@ -260,13 +257,6 @@ def load_pack(path: str) -> list[Motion]:
     return out
 
 
-def _save_atomic(motion: Motion, path: str) -> None:
-    """Write then rename, so processes converting the same folder at once (torchrun ranks) never clash."""
-    tmp = f"{path[: -len('.npz')]}.{os.getpid()}.tmp.npz"
-    motion.save_npz(tmp)
-    os.replace(tmp, path)
-
-
 def load_motions(paths: Iterable[str] | str) -> list[Motion]:
     """Motions from cached ``.npz`` files and/or BVH files (converted on the fly), folders allowed."""
     items = [paths] if isinstance(paths, str) else list(paths)
@@ -276,7 +266,7 @@ def load_motions(paths: Iterable[str] | str) -> list[Motion]:
             npz = sorted(
                 os.path.join(p, f)
                 for f in os.listdir(p)
-                if f.endswith(".npz") and not f.endswith((".tmp.npz", PACK_SUFFIX))
+                if f.endswith(".npz") and not f.startswith(".") and not f.endswith((".tmp.npz", PACK_SUFFIX))
             )
             if npz:
                 for f in npz:

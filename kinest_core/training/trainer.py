@@ -30,6 +30,7 @@ from torch import nn
 from kinest_core.hardware import hardware_description, resolve_amp, resolve_device, retain_freed_memory
 from kinest_core.model.checkpoint import save_checkpoint
 from kinest_core.model.ops import ssd_fused_cpu
+from kinest_core.outputs import staged_outputs
 from kinest_core.training.baselines import MeanPose
 from kinest_core.training.config import (
     ACCAD_ATTRIBUTION,
@@ -276,23 +277,23 @@ def _train(
             return
         save_checkpoint(out / f"checkpoint_{kind}", weights(), meta(kind))
         if kind == "last":
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict() if opt is not None else None,
-                    "step": step,
-                    "windows_seen": seen,
-                    "elapsed_s": elapsed,
-                    "best_val_mpjpe_cm": best,
-                    "skipped_steps": skipped,
-                    "numpy_rng": [rng.bit_generator.state],
-                    "torch_rng": gen.get_state(),
-                    "ema": averaged.state_dict() if averaged is not None else None,
-                    "config": config.to_dict(),
-                },
-                str(state_path) + ".part",
-            )
-            os.replace(str(state_path) + ".part", state_path)
+            with staged_outputs(state_path) as (part,):  # a crash mid-write keeps the last whole state
+                torch.save(
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": opt.state_dict() if opt is not None else None,
+                        "step": step,
+                        "windows_seen": seen,
+                        "elapsed_s": elapsed,
+                        "best_val_mpjpe_cm": best,
+                        "skipped_steps": skipped,
+                        "numpy_rng": [rng.bit_generator.state],
+                        "torch_rng": gen.get_state(),
+                        "ema": averaged.state_dict() if averaged is not None else None,
+                        "config": config.to_dict(),
+                    },
+                    part,
+                )
 
     def validate() -> None:
         nonlocal best, last_val

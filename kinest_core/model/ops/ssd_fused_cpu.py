@@ -21,13 +21,14 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from kinest_core.outputs import staged_outputs
 
 SOURCE = Path(__file__).with_name("ssd_fused_cpu.c")
 #: ``-march=native``: the library is built for, and cached per, the CPU it runs on.
@@ -91,17 +92,14 @@ def build(force: bool = False) -> Path:
     if out.exists() and not force:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
-    os.close(fd)
-    cmd = [_compiler(), *CFLAGS, str(SOURCE), "-o", tmp]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    with staged_outputs(out) as (tmp,):  # renamed into place: a process loading it never sees half a library
+        cmd = [_compiler(), *CFLAGS, str(SOURCE), "-o", str(tmp)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise FusedKernelError(f"building the fused CPU loops failed ({' '.join(cmd)}): {exc}") from exc
         if proc.returncode != 0:
             raise FusedKernelError(f"building the fused CPU loops failed ({' '.join(cmd)}):\n{proc.stderr.strip()}")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out
 
 
