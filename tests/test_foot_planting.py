@@ -299,3 +299,47 @@ def test_chunked_planting_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> No
     np.testing.assert_allclose(chunked.local_rotations, whole.local_rotations, atol=1e-9)
     q = chunked.local_rotations
     assert (np.sum(q[1:] * q[:-1], axis=-1) > 0).all()  # signs continue across chunks
+
+
+def _kneeling(frames: int = 40) -> Motion:
+    """Both knees bent 90 degrees (shins level, feet behind), the body sinking from knees 25 cm above the
+    floor until they are 4 cm under it at the middle frame, and rising again."""
+    body = Skeleton.neutral(1.75)
+    local = np.tile(np.eye(3), (frames, 22, 1, 1))
+    bend = Rotation.from_rotvec([np.pi / 2, 0.0, 0.0]).as_matrix()
+    local[:, 4] = local[:, 5] = bend
+    _, rest = forward_kinematics(local[:1], body.rest_offsets, np.zeros((1, 3)))
+    if rest[0, 7, 1] > rest[0, 4, 1]:  # the feet must end behind the knees (the body faces -y here)
+        local[:, 4] = local[:, 5] = bend.T
+        _, rest = forward_kinematics(local[:1], body.rest_offsets, np.zeros((1, 3)))
+    knee_low = 0.25 - 0.29 * np.sin(np.linspace(0.0, np.pi, frames))
+    root = np.zeros((frames, 3))
+    root[:, 2] = knee_low - rest[0, 4, 2]
+    glob, pos = forward_kinematics(local, body.rest_offsets, root)
+    q = rot.quat_make_continuous(rot.matrix_to_quat(local), axis=0)
+    return Motion(q, root, pos, body.rest_offsets, fps=60.0)
+
+
+def test_kneeling_knees_are_lifted_to_the_floor_without_moving_the_pelvis() -> None:
+    """No joint ends below the floor: a knee that would goes no lower than the knee clearance, by turning
+    the leg about its hip-to-ankle line; the pelvis, and frames where the knees are high, are untouched."""
+    motion = _kneeling()
+    assert motion.joint_positions[:, [4, 5], 2].min() < -0.03  # the input kneels through the floor
+    opts = PlantingOptions()
+    out = plant_feet(motion, np.zeros((motion.num_frames, 2), dtype=bool), opts)
+    pos = out.joint_positions
+    stand = C.standing_heights(motion.rest_offsets)
+    assert pos[:, [4, 5], 2].min() >= opts.knee_clearance - 1e-6
+    assert np.all(pos[:, [7, 8], 2] >= stand[[7, 8]] - 1e-6) and pos[..., 2].min() >= 0.0
+    np.testing.assert_allclose(pos[:, :4], motion.joint_positions[:, :4], atol=1e-9)  # pelvis, hips, spine
+    legs = motion.joint_positions[:, [4, 5, 7, 8, 10, 11], 2]
+    high = np.all(legs > np.r_[opts.knee_clearance, opts.knee_clearance, stand[[7, 8, 10, 11]]] + 0.01, axis=1)
+    assert high.any() and not high.all()
+    np.testing.assert_allclose(pos[high], motion.joint_positions[high], atol=1e-6)
+    thigh = np.linalg.norm(pos[:, 4] - pos[:, 1], axis=-1)
+    shin = np.linalg.norm(pos[:, 7] - pos[:, 4], axis=-1)
+    assert np.ptp(thigh) < 1e-9 and np.ptp(shin) < 1e-9  # bones keep their lengths
+    step = np.linalg.norm(np.diff(pos, axis=0), axis=-1).max()
+    assert step < 3 * np.linalg.norm(np.diff(motion.joint_positions, axis=0), axis=-1).max() + 0.01  # no pop
+    off = plant_feet(motion, np.zeros((motion.num_frames, 2), dtype=bool), PlantingOptions(knee_clearance=-1.0))
+    assert off.joint_positions[:, [4, 5], 2].min() < 0.0  # the clearance is what lifted them

@@ -17,7 +17,9 @@ dip under the floor. Per foot and contact span (``Motion.contacts`` or given):
 - in every frame, a foot whose joints would go below their standing heights is lifted;
 - a two-bone IK at hip and knee takes the ankle to its target (bending the knee about the
   axis it already bends around, easing off before full extension), then the ankle's local
-  rotation gives the foot its orientation.
+  rotation gives the foot its orientation;
+- a knee that would end below ``knee_clearance`` above the floor (kneeling) is lifted by turning
+  the leg about its hip-to-ankle line, so no joint goes under the floor.
 
 Only the hip, knee and ankle rotations change: the pelvis, spine, arms (pinned hands) and head
 keep their rotations and the root keeps its translation, so the head stays on the tracked head.
@@ -65,13 +67,15 @@ class PlantingOptions:
     ``foot``: "motion" keeps the foot's pitch and roll as predicted, "flat" lays it flat.
     ``floor``: floor height (m). ``softness``: share of the leg's length over which the reach eases
     off before full extension. ``pivot_band``: how much higher (m) the heel must be than the toe,
-    relative to standing, for the foot to pivot wholly on the toe joint."""
+    relative to standing, for the foot to pivot wholly on the toe joint. ``knee_clearance``: the
+    least height (m) of a knee joint above the floor (a kneeling knee rests on its kneecap)."""
 
     blend_frames: int = 6
     foot: str = "motion"
     floor: float = 0.0
     softness: float = 0.02
     pivot_band: float = 0.02
+    knee_clearance: float = 0.05
 
     def check(self) -> None:
         if self.foot not in FOOT_MODES:
@@ -114,15 +118,42 @@ def _smootherstep(x: NDArray) -> Array:
     return x**3 * (x * (6 * x - 15) + 10)
 
 
+def _knee_twist(hip: Array, knee: Array, ankle: Array, lowest: float) -> tuple[Array, Array]:
+    """Per frame, the turn (axis (F, 3), angle (F,)) of the whole leg about its hip-to-ankle line that
+    lifts a knee below ``lowest`` to that height (the smallest such turn; where none reaches it, the
+    turn that lifts the knee highest). The ankle stays where it is; 0 where the knee is high enough."""
+    w, _ = _unit(ankle - hip)
+    rel = knee - hip
+    along = np.sum(rel * w, axis=-1, keepdims=True) * w
+    perp = rel - along
+    a, b = perp[:, 2], np.cross(w, perp)[:, 2]  # knee height over the turn: a cos t + b sin t + const
+    need = lowest - hip[:, 2] - along[:, 2]
+    radius = np.maximum(np.hypot(a, b), 1e-12)
+    top = np.arctan2(b, a)
+    half = np.arccos(np.clip(need / radius, -1.0, 1.0))
+    turns = np.stack([top - half, top + half], axis=-1)
+    turns = (turns + np.pi) % (2 * np.pi) - np.pi
+    angle = np.take_along_axis(turns, np.argmin(np.abs(turns), axis=-1)[:, None], axis=-1)[:, 0]
+    return w, np.where(knee[:, 2] < lowest, angle, 0.0)
+
+
 def leg_ik(
-    local: Array, glob: Array, pos: Array, chain: tuple[int, int, int, int], target: NDArray, softness: float
+    local: Array,
+    glob: Array,
+    pos: Array,
+    chain: tuple[int, int, int, int],
+    target: NDArray,
+    softness: float,
+    knee_floor: float | None = None,
 ) -> Array:
     """Turn hip and knee (in ``local``, in place) so the ankle reaches ``target`` (F, 3) where it can;
     ``glob``/``pos``: global rotations and joint positions before. Returns the knee's new global rotation.
 
     Reach eases off over the last ``softness`` of the leg's length beyond what the leg already
     spans, so a target the leg already meets leaves it as it is, and a target out of reach gets a
-    nearly straight leg pointing at it without the knee flickering.
+    nearly straight leg pointing at it without the knee flickering. With ``knee_floor`` (a
+    height), a knee that would end below it is lifted by turning the whole leg about its
+    hip-to-ankle line (the knee points more sideways; the ankle and the pelvis stay).
     """
     h, k, a, _ = chain
     hip, knee, ankle = pos[:, h], pos[:, k], pos[:, a]
@@ -147,6 +178,12 @@ def leg_ik(
     swing_axis, sin = _unit(np.cross(u, v))
     angle = np.arctan2(sin, np.sum(u * v, axis=-1))
     r_hip = _rotvec_matrices(swing_axis * angle[:, None])
+    if knee_floor is not None:
+        new_knee = hip + np.einsum("fab,fb->fa", r_hip, upper)
+        new_ankle = new_knee + np.einsum("fab,fb->fa", r_hip @ r_knee, lower)
+        if np.any(new_knee[:, 2] < knee_floor):
+            twist_axis, twist = _knee_twist(hip, new_knee, new_ankle, knee_floor)
+            r_hip = _rotvec_matrices(twist_axis * twist[:, None]) @ r_hip
     g_hip = r_hip @ glob[:, h]
     g_knee = r_hip @ r_knee @ glob[:, k]
     local[:, h] = np.swapaxes(glob[:, PARENTS[h]], -1, -2) @ g_hip
@@ -354,7 +391,7 @@ def plant_feet(
         local = rot.quat_to_matrix(quats[sl])
         glob, pos = forward_kinematics(local, offsets, root[sl])
         for side, chain in enumerate(LEG_CHAINS):
-            g_knee = leg_ik(local, glob, pos, chain, targets[sl, side], opts.softness)
+            g_knee = leg_ik(local, glob, pos, chain, targets[sl, side], opts.softness, opts.floor + opts.knee_clearance)
             local[:, chain[2]] = np.swapaxes(g_knee, -1, -2) @ turns[sl, side]
         q = rot.quat_make_continuous(rot.matrix_to_quat(local), axis=0)
         if prev is not None:  # signs continue those of the chunk before
