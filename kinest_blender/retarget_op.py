@@ -365,10 +365,7 @@ class KINEST_OT_retarget(bpy.types.Operator):
     )
     root_motion: EnumProperty(name="Root Motion", items=ROOT_MOTION_ITEMS, default="hips")
     plant_feet: BoolProperty(
-        name="Plant Feet",
-        default=True,
-        description="Hold each foot still where the take's contact keys say it stands (the character's legs are "
-        "built unlike the take's, so copied rotations alone slide its feet)",
+        name="Plant Feet", default=True, description="Hold each foot still where the take's contact keys say it stands"
     )
 
     _job: RetargetJob | None = None
