@@ -292,7 +292,7 @@ def _chunk_pose(
     if foot_goals is not None:
         for side, limb in enumerate(("left_leg", "right_leg")):
             bones = tuple(skeleton.index(bone_map.joints[j]) for j in IK_LIMBS[limb])
-            _two_bone_ik(plan, skeleton, rots, heads, bones, np.asarray(foot_goals)[:, side], True)
+            _two_bone_ik(plan, skeleton, rots, heads, bones, foot_goals[:, side], True)
         deltas, heads = _pose(plan, skeleton, rots, pos[:, 0], root_motion)
     return rots, deltas, heads
 
@@ -312,6 +312,18 @@ def target_ankles(
     """World positions (F, 2, 3) of the target's ankle bones (left, right) as :func:`retarget` places
     them before it plants the feet. Frames are independent: a caller may ask chunk by chunk."""
     plan = _plan(motion, skeleton, bone_map, root_motion)
+    return _ankles(plan, skeleton, bone_map, motion, root_motion, use_ik, hand_targets)
+
+
+def _ankles(
+    plan: _Plan,
+    skeleton: TargetSkeleton,
+    bone_map: BoneMap,
+    motion: Motion,
+    root_motion: str,
+    use_ik: bool,
+    hand_targets: NDArray | None,
+) -> NDArray[np.float64]:
     ankles = _ankle_bones(skeleton, bone_map)
     n = motion.num_frames
     out = np.empty((n, 2, 3))
@@ -361,10 +373,12 @@ def retarget(
     if contacts is not None and contacts.shape != (n, 2):
         raise ValueError(f"the motion's contacts have shape {contacts.shape}; expected ({n}, 2)")
     if goals is None and plant_feet and contacts is not None and contacts.any():
-        ankles = target_ankles(motion, skeleton, bone_map, root_motion, use_ik, hand_targets)
+        ankles = _ankles(plan, skeleton, bone_map, motion, root_motion, use_ik, hand_targets)
         goals = foot_goals(ankles, contacts, skeleton, bone_map)
-    if goals is not None and np.shape(goals) != (n, 2, 3):
-        raise ValueError(f"foot goals have shape {np.shape(goals)}; expected ({n}, 2, 3)")
+    if goals is not None:
+        goals = np.asarray(goals, dtype=np.float64)
+        if goals.shape != (n, 2, 3):
+            raise ValueError(f"foot goals have shape {goals.shape}; expected ({n}, 2, 3)")
     quats = np.empty((n, len(keyed), 4))
     locs: dict[int, NDArray] = {
         b: np.zeros((n, 3)) for b in [plan.hips, *([plan.root] if plan.root is not None else [])]
@@ -372,7 +386,7 @@ def retarget(
     prev = None
     for a in range(0, n, CHUNK_FRAMES):
         sl = slice(a, min(a + CHUNK_FRAMES, n))
-        chunk_goals = None if goals is None else np.asarray(goals, dtype=np.float64)[sl]
+        chunk_goals = None if goals is None else goals[sl]
         _rots, deltas, heads = _chunk_pose(
             plan, skeleton, bone_map, motion, sl, root_motion, use_ik, hand_targets, chunk_goals
         )
