@@ -166,18 +166,12 @@ class RetargetJob:
         _JOBS.append(self)
 
     # progress -------------------------------------------------------------------------------
-    @property
-    def total(self) -> int:
-        return self.motion.num_frames * (2 if self.plant_feet else 1) + 5 * len(self.keyed)
-
-    @property
-    def done(self) -> int:
-        return self.computed + self.written + (self.located if self.plant_feet else 0)
-
     def fraction(self) -> float:
+        """Frames located (when planting) and computed, then F-curves written, over all of them."""
+        located = self.located if self.plant_feet else 0
         frames = self.motion.num_frames * (2 if self.plant_feet else 1)
         total = frames + max(len(self.curves), 4 * len(self.keyed))
-        return min(1.0, self.done / max(total, 1))
+        return min(1.0, (located + self.computed + self.written) / max(total, 1))
 
     # steps ----------------------------------------------------------------------------------
     def _locate_chunk(self) -> None:
