@@ -115,10 +115,7 @@ def write_contacts(obj: bpy.types.Object, contacts: NDArray, scene: bpy.types.Sc
     if c.shape != (n, 2):
         raise ValueError(f"{obj.name}: contacts for {c.shape[0]} frames, but the take has {n}")
     prepare_bones(obj, names)
-    cb = takes.take_channelbag(obj)
-    frames = np.arange(start, start + n, dtype=np.float32)
-    for side, (path, index, group) in enumerate(contact_curves(names)):
-        takes.write_fcurve_keys(cb, path, index, frames, c[:, side].astype(np.float32), group)
+    key_foot_contacts(takes.take_channelbag(obj), [names[j] for j in FOOT_JOINTS], c, start)
     deselect_keys(obj)
     update_markers(scene, c, start)
 
