@@ -234,20 +234,19 @@ def main() -> int:
     only.add_argument("--blender-only", action="store_true", help="only the benchmarks in a headless Blender")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    res: dict[str, Any] = {"quick": args.quick}
+    quick = args.quick
+    res: dict[str, Any] = {"quick": quick}
     if not args.blender_only:
         try:
             model, _ = load_model(None, device="cpu")
         except FileNotFoundError:
             model = KineST(KineSTConfig()).eval()
-        res.update(run_all(model, quick=args.quick))
+        res.update(run_all(model, quick=quick))
         res.update(inference_keys(res))
-        costs = window_costs(model, (1, 4, 16) if args.quick else (1, 4, 8, 16, 64), repeats=1 if args.quick else 3)
-        res.update(costs)
-        quick = args.quick
+        res.update(window_costs(model, (1, 4, 16) if quick else (1, 4, 8, 16, 64), repeats=1 if quick else 3))
         res.update(training_step_ratio(batch=2 if quick else 8, repeats=1 if quick else 2, rounds=1 if quick else 2))
     if not args.no_blender:
-        res.update(blender_benchmarks(args.quick))
+        res.update(blender_benchmarks(quick))
     res["benchmark_wall_s"] = time.perf_counter() - t0
     if args.json:
         print(json.dumps(res, indent=2))
